@@ -1,0 +1,30 @@
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from apps.accounts.models import Role, User
+
+
+@transaction.atomic
+def user_set_role(*, user: User, role: str) -> User:
+    """Make `role` the user's only role; Admins are staff so they can use the admin site."""
+    if role not in Role.values:
+        raise ValueError(f"Unknown role '{role}'; expected one of {', '.join(Role.values)}.")
+    role_groups = Group.objects.filter(name__in=Role.values)
+    user.groups.remove(*role_groups)
+    user.groups.add(Group.objects.get(name=role))
+    user.is_staff = role == Role.ADMIN or user.is_superuser
+    user.save(update_fields=["is_staff"])
+    return user
+
+
+@transaction.atomic
+def user_create(*, username: str, password: str | None, role: str, email: str = "", **extra) -> User:
+    """Create a user with a role; a None password leaves the account unusable until one is set."""
+    user = User(username=username, email=email, **extra)
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    return user_set_role(user=user, role=role)

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class AuditConfig(AppConfig):
+    name = "apps.audit"
+    verbose_name = "Audit"
+
+    def ready(self) -> None:
+        from apps.audit import registry
+
+        registry.register_models()

@@ -1,0 +1,10 @@
+"""Everything under /api/v1/."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("auth/", include("apps.accounts.api.urls")),
+    path("", include("apps.market.api.urls")),
+    path("", include("apps.portfolios.api.urls")),
+    path("imports/", include("apps.portfolios.api.import_urls")),
+]

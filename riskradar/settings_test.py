@@ -1,0 +1,23 @@
+"""Settings for the test suite: the same as production code paths, with fast hashing.
+
+Without REDIS_URL the suite runs on in-memory channel layer and cache; CI sets REDIS_URL and
+DATABASE_URL so the same tests run against real PostgreSQL and Redis.
+"""
+
+import os
+
+from riskradar.settings import *  # noqa: F403
+from riskradar.settings import Q_CLUSTER
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if not os.environ.get("REDIS_URL"):
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Tasks run inline in tests unless a test starts a cluster of its own.
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
