@@ -20,12 +20,20 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def role(self, create, extracted, **kwargs):
-        if create and extracted:
+        if not create:
+            return
+        self.save()  # keep the password hash set above, or force_login's session hash would not match
+        if extracted:
+            from django.apps import apps
+            from django.contrib.auth.models import Group
+
+            from apps.accounts.roles import sync_role_permissions
             from apps.accounts.services import user_set_role
 
+            if not Group.objects.filter(name=extracted).exists():
+                # Transactional tests flush the tables, including the groups the data migration made.
+                sync_role_permissions(apps)
             user_set_role(user=self, role=extracted)
-        elif create:
-            self.save()
 
 
 class InstrumentFactory(factory.django.DjangoModelFactory):

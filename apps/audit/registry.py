@@ -5,11 +5,11 @@ from auditlog.registry import auditlog
 
 def register_models() -> None:
     from apps.accounts.models import User
-    from apps.market.models import FxRate, Instrument
+    from apps.market.models import FxRate, Instrument, PriceBar
     from apps.portfolios.models import Portfolio, Position, Trade
     from apps.risk.models import RiskConfig
 
-    for model in (Instrument, FxRate, Portfolio, Position, Trade, RiskConfig):
+    for model in (Instrument, PriceBar, FxRate, Portfolio, Position, Trade, RiskConfig):
         if not auditlog.contains(model):
             auditlog.register(model)
     if not auditlog.contains(User):

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 ZERO = Decimal("0")
+STORED_PLACES = Decimal("0.00000001")
 
 
 @dataclass(frozen=True)
@@ -11,6 +12,14 @@ class PositionState:
     quantity: Decimal = ZERO
     average_cost: Decimal = ZERO
     realized_pnl: Decimal = ZERO
+
+    def rounded(self) -> "PositionState":
+        """Return the state as the database stores it (8 decimal places), so replays round identically."""
+        return PositionState(
+            self.quantity.quantize(STORED_PLACES),
+            self.average_cost.quantize(STORED_PLACES),
+            self.realized_pnl.quantize(STORED_PLACES),
+        )
 
 
 def apply_fill(

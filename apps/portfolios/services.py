@@ -12,7 +12,6 @@ from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeSource
 from apps.portfolios.positions import PositionState, apply_fill
 
-EIGHT_PLACES = Decimal("0.00000001")
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_ABS_QUANTITY = Decimal("1e15")
 MAX_PRICE = Decimal("1e15")
@@ -187,10 +186,10 @@ def _book_locked(
         price=fields["price"],
         fees=fields["fees"],
         multiplier=instrument.multiplier,
-    )
+    ).rounded()
     position.quantity = state.quantity
-    position.average_cost = state.average_cost.quantize(EIGHT_PLACES)
-    position.realized_pnl = state.realized_pnl.quantize(EIGHT_PLACES)
+    position.average_cost = state.average_cost
+    position.realized_pnl = state.realized_pnl
     position.save(update_fields=["quantity", "average_cost", "realized_pnl", "updated_at"])
     trade = Trade.objects.create(
         portfolio=portfolio, instrument=instrument, source=source, booked_by=booked_by, note=note[:500], **fields
@@ -210,7 +209,7 @@ def positions_rebuild(*, portfolio: Portfolio) -> list[Position]:
             price=trade.price,
             fees=trade.fees,
             multiplier=trade.instrument.multiplier,
-        )
+        ).rounded()
     positions = []
     for instrument_id, state in states.items():
         position, _ = Position.objects.update_or_create(
@@ -218,8 +217,8 @@ def positions_rebuild(*, portfolio: Portfolio) -> list[Position]:
             instrument_id=instrument_id,
             defaults={
                 "quantity": state.quantity,
-                "average_cost": state.average_cost.quantize(EIGHT_PLACES),
-                "realized_pnl": state.realized_pnl.quantize(EIGHT_PLACES),
+                "average_cost": state.average_cost,
+                "realized_pnl": state.realized_pnl,
             },
         )
         positions.append(position)
