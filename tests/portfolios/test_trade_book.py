@@ -175,7 +175,7 @@ def test_concurrent_bookings_keep_positions_consistent_with_trades():
                     external_id=f"C-{m}-{k}",
                     traded_at=traded_at,
                 )
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:
             connections.close_all()
