@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
-export PORT HOST
+# honcho hands each process its own PORT, so the web server reads WEB_PORT.
+WEB_PORT := $(PORT)
+WEB_HOST := $(HOST)
+export PORT HOST WEB_PORT WEB_HOST
 
 .PHONY: run test lint check install install-dev clean
 
@@ -27,6 +30,7 @@ install-dev: $(VENV)/.installed-dev
 ## run: install, migrate, seed the demo on an empty database, then start redis (unless REDIS_URL), web and worker
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --no-input -v 0
+	$(PY) manage.py collectstatic --no-input -v 0
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py run_banner
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(if $(REDIS_URL),web worker,)

@@ -14,7 +14,8 @@ VAR_DIR = Path(environ.Env().str("RISKRADAR_VAR_DIR", default=str(BASE_DIR / "va
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
-env.read_env(BASE_DIR / ".env")
+if (BASE_DIR / ".env").exists():
+    env.read_env(BASE_DIR / ".env")
 
 
 def _local_secret_key() -> str:
@@ -202,6 +203,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
+    "EXCEPTION_HANDLER": "riskradar.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "RiskRadar API",
