@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("apps.market.api.urls")),
     path("", include("apps.portfolios.api.urls")),
     path("imports/", include("apps.portfolios.api.import_urls")),
+    path("health", include("riskradar.health")),
 ]

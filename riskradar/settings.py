@@ -211,6 +211,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Operation ids and tags come from the path after /api/v1 (trades_create, not v1_trades_create).
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
     # Swagger UI and ReDoc are served from our own static files, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from apps.accounts.api.views import LoginView, LogoutView, MeView
+
+urlpatterns = [
+    path("login", LoginView.as_view(), name="api-login"),
+    path("logout", LogoutView.as_view(), name="api-logout"),
+    path("me", MeView.as_view(), name="api-me"),
+]

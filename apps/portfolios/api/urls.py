@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from apps.portfolios.api.views import PortfolioViewSet, PositionViewSet, TradeViewSet
+from riskradar.api import Router
 
-urlpatterns: list = []
+router = Router()
+router.register("portfolios", PortfolioViewSet, basename="api-portfolio")
+router.register("positions", PositionViewSet, basename="api-position")
+router.register("trades", TradeViewSet, basename="api-trade")
+
+urlpatterns = router.urls

@@ -1,0 +1,15 @@
+"""OpenAPI description of how the API authenticates, so Swagger UI's Authorize button sends `Bearer <token>`."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "apps.accounts.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token from POST /api/v1/auth/login, sent as `Authorization: Bearer <token>`.",
+        }

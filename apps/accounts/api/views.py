@@ -1,0 +1,90 @@
+"""Token login, logout and the signed-in user's profile."""
+
+from django.contrib.auth import authenticate, user_logged_in
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.api import schema  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
+from apps.accounts.api.serializers import LoginSerializer, MeSerializer, TokenSerializer
+from apps.accounts.models import Role, User
+
+ERR_LOGIN = "The username or password is not correct, or the account is disabled."
+
+AUTH_TAG = ["auth"]
+
+
+def user_capabilities(*, user: User) -> dict[str, bool]:
+    """Return what the user's role allows, as the flags clients use to show or hide actions."""
+    return {
+        "can_book_trades": user.has_perm("portfolios.add_trade"),
+        "can_import": user.has_perm("portfolios.import_data"),
+        "can_edit_instruments": user.has_perm("market.change_instrument"),
+        "can_edit_portfolios": user.has_perm("portfolios.change_portfolio"),
+        "is_admin": user.role == Role.ADMIN,
+    }
+
+
+def user_profile(*, user: User) -> dict:
+    """Return the signed-in user's profile as the API shows it."""
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "role": user.role,
+        "display_timezone": user.display_timezone,
+        "capabilities": user_capabilities(user=user),
+    }
+
+
+class LoginView(APIView):
+    """Exchange a username and password for the user's API token."""
+
+    # A stale token in the request must not stop anyone from logging in again.
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        tags=AUTH_TAG,
+        request=LoginSerializer,
+        responses={200: TokenSerializer, 400: OpenApiResponse(description=ERR_LOGIN)},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        data = LoginSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        # authenticate() refuses inactive users and never says which part was wrong.
+        user = authenticate(request._request, **data.validated_data)
+        if user is None:
+            raise serializers.ValidationError({"non_field_errors": [ERR_LOGIN]})
+        token, _ = Token.objects.get_or_create(user=user)
+        user_logged_in.send(sender=user.__class__, request=request._request, user=user)
+        body = {"token": token.key, "token_type": "Bearer", "user": user_profile(user=user)}
+        return Response(TokenSerializer(body).data)
+
+
+class LogoutView(APIView):
+    """Delete the user's API token; every client using it must log in again."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(tags=AUTH_TAG, request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    """The signed-in user: who they are, their role and what it allows."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(tags=AUTH_TAG, responses=MeSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(MeSerializer(user_profile(user=request.user)).data)

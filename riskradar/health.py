@@ -1,0 +1,154 @@
+"""Health of the services RiskRadar needs: the database, the channel layer (Redis) and the worker cluster.
+
+Each check returns {"ok": bool, "detail": str, ...} and never raises; a check that fails logs the cause
+and answers with a short reason, so an anonymous caller learns that something is down but not how the
+deployment is wired.
+"""
+
+import asyncio
+import logging
+import tomllib
+import uuid
+from functools import cache
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_TIMEOUT_SECONDS = 2.0
+NO_WORKER = "no worker cluster is running"
+
+
+def _failed(check: str, exc: BaseException) -> dict:
+    # One line, not a traceback: monitors poll this every few seconds while a service is down.
+    logger.warning("Health check %s failed: %s: %s", check, type(exc).__name__, exc)
+    return {"ok": False, "detail": f"{check} check failed ({type(exc).__name__})"}
+
+
+def check_database() -> dict:
+    """Run SELECT 1 on the default database."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        return _failed("database", exc)
+    return {"ok": True, "detail": connection.vendor}
+
+
+async def _channel_round_trip() -> bool:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("No channel layer is configured.")
+    channel = f"health.{uuid.uuid4().hex}"
+    nonce = uuid.uuid4().hex
+    await layer.send(channel, {"type": "health.ping", "nonce": nonce})
+    message = await layer.receive(channel)
+    return message.get("nonce") == nonce
+
+
+def check_channel_layer() -> dict:
+    """Send a message to a throwaway channel and read it back, giving up after two seconds."""
+
+    async def round_trip() -> bool:
+        return await asyncio.wait_for(_channel_round_trip(), timeout=CHANNEL_TIMEOUT_SECONDS)
+
+    try:
+        echoed = async_to_sync(round_trip)()
+    except TimeoutError:
+        return {"ok": False, "detail": f"no answer within {CHANNEL_TIMEOUT_SECONDS:g} s"}
+    except Exception as exc:
+        return _failed("channel layer", exc)
+    if not echoed:
+        return {"ok": False, "detail": "the message read back was not the one sent"}
+    return {"ok": True, "detail": "round trip completed"}
+
+
+def check_worker() -> dict:
+    """Report the django-q2 clusters whose heartbeat is in the cache, and the tasks waiting in the queue."""
+    from django_q.models import OrmQ
+    from django_q.status import Stat
+
+    try:
+        clusters = Stat.get_all()
+        queued = OrmQ.objects.count()
+    except Exception as exc:
+        return _failed("worker", exc)
+    result = {"ok": bool(clusters), "clusters": len(clusters), "queued_tasks": queued}
+    if not clusters:
+        return {**result, "detail": NO_WORKER}
+    states = sorted({str(stat.status) for stat in clusters})
+    return {**result, "detail": ", ".join(states)}
+
+
+CHECKS = {"database": check_database, "channel_layer": check_channel_layer, "worker": check_worker}
+
+
+@cache
+def version() -> str:
+    """Return RiskRadar's version from pyproject.toml, or "unknown" where the file is not deployed."""
+    try:
+        with open(settings.BASE_DIR / "pyproject.toml", "rb") as f:
+            return tomllib.load(f)["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+def health_report() -> dict:
+    """Run every check and return {"status": "ok" | "degraded", "checks": {...}, "version": ...}."""
+    checks = {name: check() for name, check in CHECKS.items()}
+    healthy = all(c["ok"] for c in checks.values())
+    return {"status": "ok" if healthy else "degraded", "checks": checks, "version": version()}
+
+
+_CHECK = inline_serializer(
+    "HealthCheck",
+    {
+        "ok": serializers.BooleanField(),
+        "detail": serializers.CharField(),
+        "clusters": serializers.IntegerField(required=False, help_text="Worker only."),
+        "queued_tasks": serializers.IntegerField(required=False, help_text="Worker only."),
+    },
+)
+_REPORT = inline_serializer(
+    "Health",
+    {
+        "status": serializers.ChoiceField(choices=["ok", "degraded"]),
+        "checks": inline_serializer("HealthChecks", {"database": _CHECK, "channel_layer": _CHECK, "worker": _CHECK}),
+        "version": serializers.CharField(),
+    },
+)
+
+
+class HealthView(APIView):
+    """Whether RiskRadar and the services it needs are up; for load balancers and monitoring."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        tags=["health"],
+        auth=[],
+        responses={
+            200: OpenApiResponse(_REPORT, description="Everything is up."),
+            503: OpenApiResponse(_REPORT, description="At least one check failed."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        report = health_report()
+        code = status.HTTP_200_OK if report["status"] == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE
+        return Response(report, status=code)
+
+
+# Included by riskradar/api_urls.py as /api/v1/health.
+urlpatterns = [path("", HealthView.as_view(), name="api-health")]

@@ -1,0 +1,155 @@
+"""GET /api/v1/health: the database, the channel layer and the worker, without authentication."""
+
+import asyncio
+
+import pytest
+from django.core.cache import cache
+from django.db import OperationalError
+from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.models import OrmQ
+from django_q.signing import SignedPackage
+from django_q.status import Stat, Status
+from rest_framework.test import APIClient
+
+from riskradar import health
+
+URL = "/api/v1/health"
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """The worker heartbeat lives in the cache, which outlives a test unless cleared."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def running_worker():
+    """Publish a cluster heartbeat the way a running qcluster does."""
+    status = Status(pid=1234, cluster_id="test-cluster")
+    status.status = "Idle"
+    get_broker().set_stat(Stat.get_key("test-cluster"), SignedPackage.dumps(status, True), 30)
+
+
+class BrokenCursor:
+    def __enter__(self):
+        raise OperationalError("connection to server at 10.0.0.5 failed")
+
+    def __exit__(self, *exc):
+        return False
+
+
+class BrokenConnection:
+    vendor = "postgresql"
+
+    def cursor(self):
+        return BrokenCursor()
+
+
+class DeadLayer:
+    async def send(self, channel, message):
+        raise ConnectionError("Error 111 connecting to redis:6379")
+
+    async def receive(self, channel):
+        raise AssertionError("not reached")
+
+
+class SilentLayer:
+    async def send(self, channel, message):
+        return None
+
+    async def receive(self, channel):
+        await asyncio.sleep(60)
+
+
+@pytest.mark.django_db
+def test_without_a_worker_the_service_is_degraded():
+    """In tests no qcluster runs: database and channel layer pass, the worker check fails, 503."""
+    response = APIClient().get(URL)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["version"] not in ("", "unknown")
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["channel_layer"] == {"ok": True, "detail": "round trip completed"}
+    assert body["checks"]["worker"] == {
+        "ok": False,
+        "clusters": 0,
+        "queued_tasks": 0,
+        "detail": "no worker cluster is running",
+    }
+
+
+@pytest.mark.django_db
+def test_with_a_running_worker_everything_is_ok(running_worker):
+    OrmQ.objects.create(key="riskradar", payload="x", lock=timezone.now())
+
+    response = APIClient().get(URL)
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["worker"] == {"ok": True, "clusters": 1, "queued_tasks": 1, "detail": "Idle"}
+
+
+@pytest.mark.django_db
+def test_health_needs_no_authentication_and_ignores_a_bad_token(running_worker):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert client.get(URL).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_health_is_read_only(method):
+    assert getattr(APIClient(), method)(URL).status_code == 405
+
+
+@pytest.mark.django_db
+def test_a_broken_database_is_reported_without_its_details(running_worker, monkeypatch):
+    monkeypatch.setattr(health, "connection", BrokenConnection())
+
+    response = APIClient().get(URL)
+
+    assert response.status_code == 503
+    database = response.json()["checks"]["database"]
+    assert database == {"ok": False, "detail": "database check failed (OperationalError)"}
+    assert "10.0.0.5" not in response.content.decode()
+    assert response.json()["checks"]["channel_layer"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_a_dead_channel_layer_is_reported(running_worker, monkeypatch):
+    monkeypatch.setattr(health, "get_channel_layer", DeadLayer)
+
+    response = APIClient().get(URL)
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["channel_layer"] == {
+        "ok": False,
+        "detail": "channel layer check failed (ConnectionError)",
+    }
+    assert response.json()["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_a_channel_layer_that_never_answers_times_out(running_worker, monkeypatch):
+    monkeypatch.setattr(health, "get_channel_layer", SilentLayer)
+    monkeypatch.setattr(health, "CHANNEL_TIMEOUT_SECONDS", 0.1)
+
+    response = APIClient().get(URL)
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["channel_layer"] == {"ok": False, "detail": "no answer within 0.1 s"}
+
+
+@pytest.mark.django_db
+def test_an_unreachable_cache_fails_the_worker_check(monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(Stat, "get_all", unreachable)
+    assert health.check_worker() == {"ok": False, "detail": "worker check failed (ConnectionError)"}
