@@ -11,36 +11,11 @@ from rest_framework.views import APIView
 
 from apps.accounts.api import schema  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
 from apps.accounts.api.serializers import LoginSerializer, MeSerializer, TokenSerializer
-from apps.accounts.models import Role, User
+from apps.accounts.selectors import user_profile
 
 ERR_LOGIN = "The username or password is not correct, or the account is disabled."
 
 AUTH_TAG = ["auth"]
-
-
-def user_capabilities(*, user: User) -> dict[str, bool]:
-    """Return what the user's role allows, as the flags clients use to show or hide actions."""
-    return {
-        "can_book_trades": user.has_perm("portfolios.add_trade"),
-        "can_import": user.has_perm("portfolios.import_data"),
-        "can_edit_instruments": user.has_perm("market.change_instrument"),
-        "can_edit_portfolios": user.has_perm("portfolios.change_portfolio"),
-        "is_admin": user.role == Role.ADMIN,
-    }
-
-
-def user_profile(*, user: User) -> dict:
-    """Return the signed-in user's profile as the API shows it."""
-    return {
-        "id": user.pk,
-        "username": user.username,
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "role": user.role,
-        "display_timezone": user.display_timezone,
-        "capabilities": user_capabilities(user=user),
-    }
 
 
 class LoginView(APIView):

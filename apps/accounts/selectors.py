@@ -1,0 +1,36 @@
+from apps.accounts.models import Role, User
+
+NO_CAPABILITIES = {
+    "can_book_trades": False,
+    "can_import": False,
+    "can_edit_instruments": False,
+    "can_edit_portfolios": False,
+    "is_admin": False,
+}
+
+
+def user_capabilities(*, user: User) -> dict[str, bool]:
+    """Return what the user's role allows, as the flags pages and API clients use to show or hide actions."""
+    if not user.is_authenticated:
+        return dict(NO_CAPABILITIES)
+    return {
+        "can_book_trades": user.has_perm("portfolios.add_trade"),
+        "can_import": user.has_perm("portfolios.import_data"),
+        "can_edit_instruments": user.has_perm("market.change_instrument"),
+        "can_edit_portfolios": user.has_perm("portfolios.change_portfolio"),
+        "is_admin": user.role == Role.ADMIN,
+    }
+
+
+def user_profile(*, user: User) -> dict:
+    """Return the signed-in user's profile as the API shows it."""
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "role": user.role,
+        "display_timezone": user.display_timezone,
+        "capabilities": user_capabilities(user=user),
+    }
