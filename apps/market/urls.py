@@ -1,5 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.market import views
 
 app_name = "market"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("instruments/", views.instrument_list_page, name="instrument-list"),
+    # <path:> because symbols may hold "/" (e.g. USD/INR) besides . - _ & : ^ =
+    path("instruments/<path:symbol>/", views.instrument_detail_page, name="instrument-detail"),
+]
