@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import re_path
 
-urlpatterns: list = []
+from apps.portfolios.api.imports import ImportView
+
+# No trailing slash, like every other path under /api/v1.
+urlpatterns = [
+    re_path(r"^(?P<kind>instruments|prices|positions|trades)$", ImportView.as_view(), name="api-import"),
+]
