@@ -7,6 +7,14 @@ from tests.factories import UserFactory
 ROLES = [Role.VIEWER, Role.ANALYST, Role.ADMIN]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_content_type_cache():
+    """Forget cached content types: a transactional test's flush deletes the rows the cache points at."""
+    from django.contrib.contenttypes.models import ContentType
+
+    ContentType.objects.clear_cache()
+
+
 @pytest.fixture
 def viewer(db):
     return UserFactory(username="viewer", role=Role.VIEWER)
