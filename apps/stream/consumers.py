@@ -11,6 +11,8 @@ class RiskStreamConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            # Accept first: a handshake refused outright reaches the browser only as an anonymous 1006.
+            await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         await self.channel_layer.group_add(DESK_GROUP, self.channel_name)
