@@ -19,11 +19,17 @@ READABLE = [
     ("portfolios", "position"),
     ("portfolios", "trade"),
     ("risk", "riskconfig"),
+    ("risk", "risksnapshot"),
+    ("risk", "symbolsignal"),
+    ("risk", "stressscenario"),
 ]
 
 ANALYST_EXTRA = [
     ("portfolios", "add_trade"),
     ("portfolios", "import_data"),
+    ("risk", "add_risksnapshot"),  # run a calculation on demand
+    ("risk", "add_stressscenario"),
+    ("risk", "change_stressscenario"),
 ]
 
 # Admins get every permission of these apps, plus user administration and the audit trail.

@@ -7,9 +7,9 @@ def register_models() -> None:
     from apps.accounts.models import User
     from apps.market.models import FxRate, Instrument, PriceBar
     from apps.portfolios.models import Portfolio, Position, Trade
-    from apps.risk.models import RiskConfig
+    from apps.risk.models import RiskConfig, StressScenario
 
-    for model in (Instrument, PriceBar, FxRate, Portfolio, Position, Trade, RiskConfig):
+    for model in (Instrument, PriceBar, FxRate, Portfolio, Position, Trade, RiskConfig, StressScenario):
         if not auditlog.contains(model):
             auditlog.register(model)
     if not auditlog.contains(User):

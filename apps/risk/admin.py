@@ -1,7 +1,7 @@
 from django.contrib import admin
 from solo.admin import SingletonModelAdmin
 
-from apps.risk.models import RiskConfig
+from apps.risk.models import RiskConfig, RiskSnapshot, StressScenario, SymbolSignal
 
 
 @admin.register(RiskConfig)
@@ -14,3 +14,47 @@ class RiskConfigAdmin(SingletonModelAdmin):
         ("Performance", {"fields": ["risk_free_rate"]}),
         ("Risk score", {"fields": ["score_low", "score_medium", "score_high", "score_weights"]}),
     ]
+
+
+@admin.register(RiskSnapshot)
+class RiskSnapshotAdmin(admin.ModelAdmin):
+    """Snapshots are computed, never typed in: readable here, not editable."""
+
+    list_display = ["portfolio", "as_of", "kind", "market_value", "var", "es", "risk_score", "severity", "duration_ms"]
+    list_filter = ["severity", "kind", "portfolio"]
+    search_fields = ["portfolio__code"]
+    date_hierarchy = "as_of"
+    list_select_related = ["portfolio"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SymbolSignal)
+class SymbolSignalAdmin(admin.ModelAdmin):
+    list_display = ["instrument", "as_of", "last_price", "return_1d", "rolling_volatility", "return_zscore", "severity"]
+    list_filter = ["severity"]
+    search_fields = ["instrument__symbol"]
+    list_select_related = ["instrument"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(StressScenario)
+class StressScenarioAdmin(admin.ModelAdmin):
+    list_display = ["name", "equity", "crypto", "commodity", "rates_bp", "vol_multiplier", "is_active", "updated_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["created_by", "created_at", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)

@@ -105,3 +105,145 @@ class RiskConfig(SingletonModel):
         if score >= self.score_low:
             return "LOW"
         return "NONE"
+
+
+class Severity(models.TextChoices):
+    NONE = "NONE", "None"
+    LOW = "LOW", "Low"
+    MEDIUM = "MEDIUM", "Medium"
+    HIGH = "HIGH", "High"
+
+
+class SnapshotKind(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled full recalculation"
+    ON_DEMAND = "on_demand", "On demand"
+    INTRADAY = "intraday", "Intraday (prices or trades moved)"
+    POINT_IN_TIME = "point_in_time", "As of a past date"
+
+
+class RiskSnapshot(models.Model):
+    """A portfolio's risk figures at one time, with what they were computed from.
+
+    The headline columns (first confidence level, historical method, configured horizon) are for
+    filtering and charts; `figures` holds every method x level, the JSON fields the detail.
+    """
+
+    portfolio = models.ForeignKey("portfolios.Portfolio", on_delete=models.CASCADE, related_name="risk_snapshots")
+    kind = models.CharField(max_length=16, choices=SnapshotKind.choices, default=SnapshotKind.ON_DEMAND)
+    as_of = models.DateTimeField(db_index=True, help_text="The market data time the figures describe.")
+    inputs_as_of = models.DateTimeField(null=True, blank=True, help_text="Newest price or FX time used.")
+    computed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    duration_ms = models.FloatField(help_text="Time the calculation took.")
+    base_currency = models.CharField(max_length=3)
+    market_value = models.DecimalField(max_digits=28, decimal_places=4)
+    gross_exposure = models.DecimalField(max_digits=28, decimal_places=4)
+    confidence = models.FloatField(help_text="Confidence level of the headline VaR and ES.")
+    horizon_days = models.PositiveSmallIntegerField()
+    var = models.DecimalField(max_digits=28, decimal_places=4, help_text="Headline VaR (historical), a loss.")
+    es = models.DecimalField(max_digits=28, decimal_places=4, help_text="Headline expected shortfall, a loss.")
+    volatility = models.FloatField(null=True, blank=True, help_text="Annualised volatility of pro-forma returns.")
+    sharpe = models.FloatField(null=True, blank=True)
+    sortino = models.FloatField(null=True, blank=True)
+    max_drawdown = models.FloatField(null=True, blank=True)
+    current_drawdown = models.FloatField(null=True, blank=True)
+    beta = models.FloatField(null=True, blank=True)
+    risk_score = models.FloatField()
+    severity = models.CharField(max_length=8, choices=Severity.choices, db_index=True)
+    figures = models.JSONField(default=list, help_text="VaR and ES for every method, level and horizon.")
+    stats = models.JSONField(default=dict)
+    contributions = models.JSONField(
+        default=list, help_text="Per position: standalone, marginal, component, incremental VaR."
+    )
+    by_asset_class = models.JSONField(default=dict)
+    by_currency = models.JSONField(default=dict)
+    greeks = models.JSONField(default=list)
+    stress = models.JSONField(default=list)
+    score_features = models.JSONField(default=dict)
+    warnings = models.JSONField(default=list)
+    config = models.JSONField(default=dict, help_text="The settings the figures were computed with.")
+    stale_inputs = models.BooleanField(default=False, help_text="Some prices used were older than allowed.")
+
+    class Meta:
+        ordering = ["-as_of", "-id"]
+        get_latest_by = "as_of"
+        indexes = [models.Index(fields=["portfolio", "-as_of"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(risk_score__gte=0) & Q(risk_score__lte=1), name="snapshot_score_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio_id} {self.as_of:%Y-%m-%d %H:%M} VaR {self.var}"
+
+
+class SymbolSignal(models.Model):
+    """Instrument-level risk signals at one time: rolling volatility, return z-scores, drawdown."""
+
+    instrument = models.ForeignKey("market.Instrument", on_delete=models.CASCADE, related_name="risk_signals")
+    as_of = models.DateTimeField(db_index=True)
+    computed_at = models.DateTimeField(auto_now_add=True)
+    last_price = models.DecimalField(max_digits=24, decimal_places=8)
+    return_1d = models.FloatField()
+    rolling_volatility = models.FloatField(help_text="Annualised, 20 days.")
+    long_volatility = models.FloatField(help_text="Annualised, 250 days.")
+    volatility_zscore = models.FloatField()
+    return_zscore = models.FloatField()
+    drawdown = models.FloatField()
+    severity = models.CharField(max_length=8, choices=Severity.choices, db_index=True)
+
+    class Meta:
+        ordering = ["-as_of", "instrument"]
+        get_latest_by = "as_of"
+        indexes = [models.Index(fields=["instrument", "-as_of"])]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.as_of:%Y-%m-%d} {self.severity}"
+
+
+class StressScenario(models.Model):
+    """A user-defined hypothetical scenario, run next to the built-in ones at every calculation."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    equity = models.FloatField(default=0.0, help_text="Relative move of equities and equity indices, -0.2 = -20%.")
+    crypto = models.FloatField(default=0.0, help_text="Relative move of crypto assets.")
+    commodity = models.FloatField(default=0.0, help_text="Relative move of commodities.")
+    rates_bp = models.FloatField(default=0.0, help_text="Parallel move of bond yields in basis points.")
+    vol_multiplier = models.FloatField(default=1.0, help_text="Multiplier of option volatilities, 2 = doubled.")
+    currency_moves = models.JSONField(
+        default=dict, blank=True, help_text='Currency moves against all others, e.g. {"INR": -0.1}.'
+    )
+    symbol_moves = models.JSONField(default=dict, blank=True, help_text='Single-series moves, e.g. {"BTC-USD": -0.3}.')
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="stress_scenarios"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(vol_multiplier__gt=0), name="stress_vol_multiplier_positive"),
+            models.CheckConstraint(
+                condition=Q(equity__gt=-1) & Q(crypto__gt=-1) & Q(commodity__gt=-1), name="stress_moves_above_minus_one"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        for name in ("currency_moves", "symbol_moves"):
+            value = getattr(self, name)
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > -1
+                for k, v in value.items()
+            ):
+                errors[name] = 'Give an object of names to relative moves above -1, e.g. {"INR": -0.1}.'
+        if "currency_moves" not in errors:
+            bad = [c for c in self.currency_moves if not (len(c) == 3 and c.isalpha() and c.isupper())]
+            if bad:
+                errors["currency_moves"] = f"Not currency codes: {', '.join(bad)}."
+        if errors:
+            raise ValidationError(errors)
