@@ -164,6 +164,7 @@ class ScoreResult:
     severity: str  # NONE, LOW, MEDIUM, HIGH
     features: dict[str, float]  # each feature in [0, 1]
     weights: dict[str, float]
+    missing: tuple[str, ...] = ()  # weighted features that were not supplied and counted as 0
 
 
 @dataclass(frozen=True)
