@@ -222,6 +222,13 @@ SPECTACULAR_SETTINGS = {
 # ------------------------------------------------------------------------------ audit
 AUDITLOG_INCLUDE_ALL_MODELS = False
 
+# ------------------------------------------------------------------------------ explanations
+# Optional LLM rewrite of the template explanation of a snapshot: an OpenAI-compatible chat completions
+# URL, its model and key. Empty URL: explanations stay the template text.
+RISKRADAR_EXPLAIN_LLM_URL = env.str("RISKRADAR_EXPLAIN_LLM_URL", default="")
+RISKRADAR_EXPLAIN_LLM_MODEL = env.str("RISKRADAR_EXPLAIN_LLM_MODEL", default="")
+RISKRADAR_EXPLAIN_LLM_KEY = env.str("RISKRADAR_EXPLAIN_LLM_KEY", default="")
+
 # ------------------------------------------------------------------------------ logging
 LOGGING = {
     "version": 1,

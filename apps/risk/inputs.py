@@ -1,0 +1,502 @@
+"""Engine inputs from the database: holdings, aligned price history and FX, live or as of a past time.
+
+Point in time (`as_of` given) uses only what was known then: positions replayed from the trades with
+`traded_at <= as_of`, daily closes dated on or before `as_of.date()`, and FX rates likewise. Quotes are
+never used as of a past time: a Quote row is overwritten by every tick, so a figure priced from one
+could not be reproduced later; the last close stands in for it. Live (`as_of` None) uses the stored
+Position rows, each instrument's Quote (else its last close) and the latest FX rates.
+
+Everything is read set-based: one query per table, closes pivoted into numpy.
+"""
+
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+from django.db.models import Max, OuterRef, Subquery
+from django.utils import timezone
+
+from apps.market.models import AssetClass, FxRate, Instrument, PriceBar, Quote
+from apps.market.selectors import PIVOT_CURRENCY
+from apps.portfolios.models import Portfolio, Position, Side, Trade
+from apps.portfolios.positions import PositionState, apply_fill
+from apps.risk.engine.types import EngineConfig, Holding, MarketData
+from apps.risk.models import RiskConfig
+
+HISTORY_MARGIN_DAYS = 20  # business days fetched beyond lookback + horizon, for holidays and fills
+STALE_AFTER_BUSINESS_DAYS = 5  # a price or FX rate older than this (vs as_of) is flagged stale
+DAYS_A_YEAR = 365.0
+DERIVATIVES = (AssetClass.OPTION, AssetClass.FUTURE)
+
+WARN_NO_PRICE = "{symbol}: no price on or before {date}; left out."
+WARN_NO_UNDERLYING_PRICE = "{symbol}: no price for its underlying {underlying}; left out."
+WARN_NO_FX = "{symbol}: no FX rate {currency}/{base} on or before {date}; left out."
+WARN_STALE = "{symbol}: the price used is from {date}, more than {days} business days old."
+WARN_STALE_FX = "FX {currency}/{base}: the rate used is from {date}, more than {days} business days old."
+WARN_EXPIRED = "{symbol}: expired on {expiry}, still held; valued at expiry."
+
+
+@dataclass(frozen=True)
+class ExtraTrade:
+    """A hypothetical trade added to the holdings (what-if); quantity is signed."""
+
+    instrument: Instrument
+    quantity: Decimal
+    price: Decimal | None = None
+
+
+@dataclass
+class PortfolioInputs:
+    """What one calculation of a portfolio needs, and what it was built from."""
+
+    portfolio_id: int
+    base_currency: str
+    as_of: dt.datetime  # the time the figures describe (now, for live)
+    point_in_time: bool
+    holdings: list[Holding]
+    market: MarketData
+    benchmark: str | None
+    inputs_as_of: dt.datetime | None  # newest price or FX time used
+    extra: list[Holding] = field(default_factory=list)  # holdings of the extra trades, not in `holdings`
+    instruments: dict[str, Instrument] = field(default_factory=dict)  # holding key -> instrument
+    quantities: dict[str, Decimal] = field(default_factory=dict)  # holding key -> quantity as stored
+    stale: bool = False
+    stale_symbols: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def as_of_date(self) -> np.datetime64:
+        return np.datetime64(self.as_of.date(), "D")
+
+
+def engine_config(config: RiskConfig, **overrides) -> EngineConfig:
+    """Return the engine's parameters from the stored RiskConfig, with keyword overrides applied."""
+    values = {
+        "confidence_levels": tuple(float(x) for x in config.confidence_levels),
+        "horizon_days": int(config.horizon_days),
+        "lookback_days": int(config.lookback_days),
+        "mc_paths": int(config.mc_paths),
+        "ewma_lambda": float(config.ewma_lambda),
+        "risk_free_rate": float(config.risk_free_rate),
+        "score_weights": {k: float(v) for k, v in (config.score_weights or {}).items()},
+        "score_low": float(config.score_low),
+        "score_medium": float(config.score_medium),
+        "score_high": float(config.score_high),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "confidence_levels" in overrides and overrides["confidence_levels"] is not None:
+        values["confidence_levels"] = tuple(float(x) for x in overrides["confidence_levels"])
+    return dataclasses.replace(EngineConfig(), **values)
+
+
+def fx_symbol(currency: str, base: str) -> str:
+    """Return the MarketData column of the currency -> base rate."""
+    return f"FX:{currency}/{base}"
+
+
+def continuous_rate(annual: float) -> float:
+    """Return the continuously compounded equivalent of an annually compounded rate."""
+    return math.log1p(annual)
+
+
+# ------------------------------------------------------------------------------ positions
+
+
+def positions_as_of(*, portfolio: Portfolio, as_of: dt.datetime) -> dict[int, Decimal]:
+    """Return instrument id -> quantity, replaying the trades with traded_at <= as_of in booking order.
+
+    The same arithmetic as the booking service (apply_fill, rounded as stored), without writing.
+    """
+    states: dict[int, PositionState] = {}
+    rows = (
+        Trade.objects.filter(portfolio=portfolio, traded_at__lte=as_of)
+        .order_by("id")
+        .values_list("instrument_id", "side", "quantity", "price", "fees", "instrument__multiplier")
+    )
+    for instrument_id, side, quantity, price, fees, multiplier in rows:
+        states[instrument_id] = apply_fill(
+            states.get(instrument_id, PositionState()),
+            signed_quantity=quantity if side == Side.BUY else -quantity,
+            price=price,
+            fees=fees,
+            multiplier=multiplier,
+        ).rounded()
+    return {pk: s.quantity for pk, s in states.items() if s.quantity != 0}
+
+
+def _positions_live(portfolio: Portfolio) -> dict[int, Decimal]:
+    return dict(
+        Position.objects.filter(portfolio=portfolio).exclude(quantity=0).values_list("instrument_id", "quantity")
+    )
+
+
+# ------------------------------------------------------------------------------ prices and FX
+
+
+def _history_start(end: dt.date, days: int) -> dt.date:
+    return np.busday_offset(np.datetime64(end, "D"), -days, roll="backward").astype(dt.date)
+
+
+def _closes(instrument_ids: Iterable[int], start: dt.date, end: dt.date) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Return instrument id -> (dates datetime64[D], closes float64) between start and end, oldest first."""
+    rows = list(
+        PriceBar.objects.filter(instrument_id__in=list(instrument_ids), date__gte=start, date__lte=end)
+        .order_by("instrument_id", "date")
+        .values_list("instrument_id", "date", "close")
+    )
+    if not rows:
+        return {}
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    dates = np.array([r[1] for r in rows], dtype="datetime64[D]")
+    closes = np.fromiter((float(r[2]) for r in rows), dtype=np.float64, count=len(rows))
+    bounds = np.flatnonzero(np.diff(ids)) + 1
+    out = {}
+    for chunk_ids, chunk_dates, chunk_closes in zip(
+        np.split(ids, bounds), np.split(dates, bounds), np.split(closes, bounds), strict=True
+    ):
+        out[int(chunk_ids[0])] = (chunk_dates, chunk_closes)
+    return out
+
+
+def _last_closes(instrument_ids: list[int], on_or_before: dt.date) -> dict[int, tuple[Decimal, dt.date]]:
+    """Return each instrument's latest close dated on or before a date (one query)."""
+    last = PriceBar.objects.filter(instrument=OuterRef("pk"), date__lte=on_or_before).order_by("-date")
+    rows = (
+        Instrument.objects.filter(pk__in=instrument_ids)
+        .annotate(close=Subquery(last.values("close")[:1]), bar_date=Subquery(last.values("date")[:1]))
+        .values_list("pk", "close", "bar_date")
+    )
+    return {pk: (close, date) for pk, close, date in rows if close is not None}
+
+
+class FxHistory:
+    """Daily FX rates between currencies, direct, inverse or through USD, as in market.selectors.FxTable."""
+
+    def __init__(self, start: dt.date, end: dt.date):
+        rows = list(
+            FxRate.objects.filter(date__gte=start, date__lte=end)
+            .order_by("base_currency", "quote_currency", "date")
+            .values_list("base_currency", "quote_currency", "date", "rate")
+        )
+        self.pairs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        grouped: dict[tuple[str, str], list] = {}
+        for base, quote, date, rate in rows:
+            grouped.setdefault((base, quote), []).append((date, rate))
+        for pair, values in grouped.items():
+            self.pairs[pair] = (
+                np.array([d for d, _ in values], dtype="datetime64[D]"),
+                np.fromiter((float(r) for _, r in values), dtype=np.float64, count=len(values)),
+            )
+        self.start, self.end = start, end
+        self._latest: dict[tuple[str, str], tuple[float, dt.date]] | None = None
+
+    def _direct(self, frm: str, to: str, dates: np.ndarray) -> np.ndarray | None:
+        if (frm, to) in self.pairs:
+            d, r = self.pairs[(frm, to)]
+            return _on_dates(d, r, dates)
+        if (to, frm) in self.pairs:
+            d, r = self.pairs[(to, frm)]
+            return 1.0 / _on_dates(d, r, dates)
+        return None
+
+    def series(self, frm: str, to: str, dates: np.ndarray) -> np.ndarray | None:
+        """Return units of `to` per unit of `frm` on each date (NaN where unknown), or None without a path."""
+        if frm == to:
+            return np.ones(len(dates))
+        direct = self._direct(frm, to, dates)
+        if direct is not None:
+            return direct
+        first = np.ones(len(dates)) if frm == PIVOT_CURRENCY else self._direct(frm, PIVOT_CURRENCY, dates)
+        second = np.ones(len(dates)) if to == PIVOT_CURRENCY else self._direct(PIVOT_CURRENCY, to, dates)
+        if first is None or second is None:
+            return None
+        return first * second
+
+    def latest(self, frm: str, to: str) -> tuple[float, dt.date] | None:
+        """Return the latest rate on or before the end date, and the date of its oldest leg."""
+        if frm == to:
+            return 1.0, self.end
+        if self._latest is None:
+            self._latest = _fx_latest(self.end)
+        legs = [(frm, to)] if _has(self._latest, frm, to) else [(frm, PIVOT_CURRENCY), (PIVOT_CURRENCY, to)]
+        rate, oldest = 1.0, self.end
+        for a, b in legs:
+            if a == b:
+                continue
+            if (a, b) in self._latest:
+                value, date = self._latest[(a, b)]
+            elif (b, a) in self._latest:
+                value, date = self._latest[(b, a)]
+                value = 1.0 / value
+            else:
+                return None
+            rate *= value
+            oldest = min(oldest, date)
+        return rate, oldest
+
+
+def _has(pairs: dict, a: str, b: str) -> bool:
+    return (a, b) in pairs or (b, a) in pairs
+
+
+def _fx_latest(end: dt.date) -> dict[tuple[str, str], tuple[float, dt.date]]:
+    """Return each pair's latest rate dated on or before `end`, with its date (two queries)."""
+    latest = (
+        FxRate.objects.filter(date__lte=end)
+        .values("base_currency", "quote_currency")
+        .annotate(last=Max("date"))
+        .values_list("base_currency", "quote_currency", "last")
+    )
+    wanted = {(b, q): d for b, q, d in latest}
+    if not wanted:
+        return {}
+    rows = FxRate.objects.filter(date__in=set(wanted.values())).values_list(
+        "base_currency", "quote_currency", "date", "rate"
+    )
+    return {(b, q): (float(r), d) for b, q, d, r in rows if wanted.get((b, q)) == d}
+
+
+def _on_dates(dates: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Return values at the wanted dates, NaN where the series has none."""
+    out = np.full(len(wanted), np.nan)
+    pos = np.searchsorted(dates, wanted)
+    ok = pos < len(dates)
+    ok[ok] = dates[pos[ok]] == wanted[ok]
+    out[ok] = values[pos[ok]]
+    return out
+
+
+def _stale(price_date: dt.date, as_of: dt.date) -> bool:
+    return int(np.busday_count(price_date, as_of)) > STALE_AFTER_BUSINESS_DAYS if price_date < as_of else False
+
+
+def _as_datetime(value: dt.date | dt.datetime) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.combine(value, dt.time.min, tzinfo=dt.UTC)
+
+
+# ------------------------------------------------------------------------------ the builder
+
+
+def portfolio_inputs(
+    *,
+    portfolio: Portfolio,
+    as_of: dt.datetime | None = None,
+    extra_trades: Iterable[ExtraTrade] = (),
+    config: RiskConfig | None = None,
+    history_days: int | None = None,
+) -> PortfolioInputs:
+    """Return the holdings and aligned market data of a portfolio, live or as of a past time.
+
+    The history covers lookback + horizon + a margin of business days (or `history_days` + the margin).
+    """
+    config = config or RiskConfig.get_solo()
+    point_in_time = as_of is not None
+    as_of = as_of if point_in_time else timezone.now()
+    end = as_of.date()
+    base = portfolio.base_currency
+    extra_trades = list(extra_trades)
+
+    quantities = positions_as_of(portfolio=portfolio, as_of=as_of) if point_in_time else _positions_live(portfolio)
+    wanted_ids = set(quantities) | {t.instrument.pk for t in extra_trades}
+    instruments = {i.pk: i for i in Instrument.objects.filter(pk__in=wanted_ids).select_related("underlying")}
+    for trade in extra_trades:
+        instruments.setdefault(trade.instrument.pk, trade.instrument)
+    benchmark = portfolio.benchmark if portfolio.benchmark_id else None
+
+    # Which price series drive what: a derivative's underlying, everything else itself.
+    def driver(instrument: Instrument) -> Instrument:
+        if instrument.asset_class in DERIVATIVES and instrument.underlying_id:
+            return instrument.underlying
+        return instrument
+
+    drivers = {driver(i).pk: driver(i) for i in instruments.values()}
+    if benchmark is not None:
+        drivers.setdefault(benchmark.pk, benchmark)
+    priced_ids = sorted(set(instruments) | set(drivers))
+
+    if history_days is None:
+        history_days = int(config.lookback_days) + int(config.horizon_days)
+    days = history_days + HISTORY_MARGIN_DAYS
+    start = _history_start(end, days)
+    closes = _closes(drivers, start, end)
+    fx = FxHistory(start, end)
+
+    # Current prices: live quotes (not as of a past time), else the last close on or before as_of.
+    current: dict[int, tuple[Decimal, dt.datetime | dt.date]] = {}
+    if not point_in_time:
+        for pk, price, ts in Quote.objects.filter(instrument_id__in=priced_ids).values_list(
+            "instrument_id", "price", "ts"
+        ):
+            current[pk] = (price, ts)
+    missing = [pk for pk in priced_ids if pk not in current]
+    if missing:
+        current.update(_last_closes(missing, end))
+
+    warnings: list[str] = []
+    stale_symbols: list[str] = []
+    newest: list[dt.datetime] = []
+
+    def note_price(symbol: str, when: dt.datetime | dt.date) -> None:
+        newest.append(_as_datetime(when))
+        when_date = when.date() if isinstance(when, dt.datetime) else when
+        if _stale(when_date, end) and symbol not in stale_symbols:
+            stale_symbols.append(symbol)
+            warnings.append(WARN_STALE.format(symbol=symbol, date=when_date, days=STALE_AFTER_BUSINESS_DAYS))
+
+    rate = continuous_rate(float(config.risk_free_rate))
+    fx_cache: dict[str, tuple[float, dt.date] | None] = {}
+
+    def holding_for(instrument: Instrument, quantity: Decimal, price_override: Decimal | None = None):
+        symbol = instrument.symbol
+        if price_override is not None:
+            price = (price_override, as_of)
+        else:
+            price = current.get(instrument.pk)
+        if price is None:
+            warnings.append(WARN_NO_PRICE.format(symbol=symbol, date=end))
+            return None
+        if instrument.currency not in fx_cache:
+            fx_cache[instrument.currency] = fx.latest(instrument.currency, base)
+            known = fx_cache[instrument.currency]
+            if known is not None and instrument.currency != base:
+                newest.append(_as_datetime(known[1]))
+                if _stale(known[1], end):
+                    warnings.append(
+                        WARN_STALE_FX.format(
+                            currency=instrument.currency, base=base, date=known[1], days=STALE_AFTER_BUSINESS_DAYS
+                        )
+                    )
+                    stale_symbols.append(fx_symbol(instrument.currency, base))
+        known = fx_cache[instrument.currency]
+        if known is None:
+            warnings.append(WARN_NO_FX.format(symbol=symbol, currency=instrument.currency, base=base, date=end))
+            return None
+        if price_override is None:
+            note_price(symbol, price[1])
+        terms: dict = {}
+        if instrument.asset_class in DERIVATIVES:
+            underlying = instrument.underlying
+            if underlying is not None:
+                under = current.get(underlying.pk)
+                if under is None:
+                    warnings.append(WARN_NO_UNDERLYING_PRICE.format(symbol=symbol, underlying=underlying.symbol))
+                    return None
+                note_price(underlying.symbol, under[1])
+                terms["underlying"] = underlying.symbol
+                terms["underlying_price"] = float(under[0])
+            if instrument.expiry:
+                days_left = (instrument.expiry - end).days
+                if days_left < 0:
+                    warnings.append(WARN_EXPIRED.format(symbol=symbol, expiry=instrument.expiry))
+                terms["expiry_years"] = max(days_left, 0) / DAYS_A_YEAR
+            if instrument.asset_class == AssetClass.OPTION:
+                terms.update(
+                    option_type=instrument.option_type,
+                    strike=float(instrument.strike),
+                    implied_vol=None,
+                    rate=rate,
+                )
+        elif instrument.asset_class == AssetClass.BOND:
+            terms.update(
+                coupon_rate=float(instrument.coupon_rate or 0),
+                coupon_frequency=int(instrument.coupon_frequency or 2),
+                maturity_years=max((instrument.maturity - end).days, 0) / DAYS_A_YEAR,
+                face_value=float(instrument.face_value) if instrument.face_value is not None else 100.0,
+            )
+        return Holding(
+            key=symbol,
+            asset_class=instrument.asset_class,
+            quantity=float(quantity),
+            multiplier=float(instrument.multiplier),
+            price=float(price[0]),
+            currency=instrument.currency,
+            fx_rate=float(known[0]),
+            fx_symbol=None if instrument.currency == base else fx_symbol(instrument.currency, base),
+            **terms,
+        )
+
+    holdings: list[Holding] = []
+    kept_instruments: dict[str, Instrument] = {}
+    kept_quantities: dict[str, Decimal] = {}
+    for pk in sorted(quantities, key=lambda k: instruments[k].symbol):
+        holding = holding_for(instruments[pk], quantities[pk])
+        if holding is not None:
+            holdings.append(holding)
+            kept_instruments[holding.key] = instruments[pk]
+            kept_quantities[holding.key] = quantities[pk]
+    extra: list[Holding] = []
+    for trade in extra_trades:
+        holding = holding_for(trade.instrument, trade.quantity, trade.price)
+        if holding is not None:
+            extra.append(holding)
+            kept_instruments.setdefault(holding.key, trade.instrument)
+
+    market = _market_data(
+        drivers, closes, fx, base, currencies={h.currency for h in [*holdings, *extra]} - {base}, end=end
+    )
+    return PortfolioInputs(
+        portfolio_id=portfolio.pk,
+        base_currency=base,
+        as_of=as_of,
+        point_in_time=point_in_time,
+        holdings=holdings,
+        market=market,
+        benchmark=benchmark.symbol if benchmark is not None else None,
+        inputs_as_of=max(newest) if newest else None,
+        extra=extra,
+        instruments=kept_instruments,
+        quantities=kept_quantities,
+        stale=bool(stale_symbols),
+        stale_symbols=stale_symbols,
+        warnings=warnings,
+    )
+
+
+def _market_data(
+    drivers: dict[int, Instrument],
+    closes: dict[int, tuple[np.ndarray, np.ndarray]],
+    fx: FxHistory,
+    base: str,
+    *,
+    currencies: set[str],
+    end: dt.date,
+) -> MarketData:
+    """Pivot closes and FX series onto the union of their dates, NaN where a series has no value."""
+    ordered = sorted(drivers.values(), key=lambda i: i.symbol)
+    parts = [closes[i.pk][0] for i in ordered if i.pk in closes]
+    if currencies:
+        parts.extend(d for d, _ in fx.pairs.values())
+    dates = np.unique(np.concatenate(parts)) if parts else np.array([], dtype="datetime64[D]")
+    symbols: list[str] = []
+    columns: list[np.ndarray] = []
+    for instrument in ordered:
+        symbols.append(instrument.symbol)
+        if instrument.pk in closes:
+            d, c = closes[instrument.pk]
+            columns.append(_on_dates(d, c, dates))
+        else:
+            columns.append(np.full(len(dates), np.nan))
+    for currency in sorted(currencies):
+        series = fx.series(currency, base, dates)
+        symbols.append(fx_symbol(currency, base))
+        columns.append(series if series is not None else np.full(len(dates), np.nan))
+    prices = np.column_stack(columns) if columns else np.empty((len(dates), 0))
+    return MarketData(dates=dates, symbols=tuple(symbols), prices=prices)
+
+
+def price_history(*, instruments: Iterable[Instrument], end: dt.date, days: int) -> MarketData:
+    """Return the daily closes of instruments over `days` business days up to `end`, on the union of dates."""
+    by_pk = {i.pk: i for i in instruments}
+    closes = _closes(by_pk, _history_start(end, days), end)
+    ordered = sorted(by_pk.values(), key=lambda i: i.symbol)
+    parts = [closes[i.pk][0] for i in ordered if i.pk in closes]
+    dates = np.unique(np.concatenate(parts)) if parts else np.array([], dtype="datetime64[D]")
+    columns = [_on_dates(*closes[i.pk], dates) if i.pk in closes else np.full(len(dates), np.nan) for i in ordered]
+    prices = np.column_stack(columns) if columns else np.empty((len(dates), 0))
+    return MarketData(dates=dates, symbols=tuple(i.symbol for i in ordered), prices=prices)

@@ -1,0 +1,100 @@
+"""Background tasks of risk (django-q2): ids in, one service call each.
+
+The schedules (setup_schedules) run recalculate_all and refresh_symbol_signals every 15 minutes and
+nightly_maintenance at 18:30 UTC. The nightly backtest is logged and stored on each portfolio's latest
+snapshot under stats["backtest"], so the pages can show it without a table of its own.
+"""
+
+import datetime as dt
+import logging
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.portfolios.models import Portfolio
+from apps.risk import services
+from apps.risk.models import RiskSnapshot, SnapshotKind, SymbolSignal
+
+logger = logging.getLogger(__name__)
+
+INTRADAY_RETENTION = dt.timedelta(days=30)
+
+
+def recalculate_portfolio(portfolio_id: int, kind: str = SnapshotKind.INTRADAY) -> int | None:
+    """Snapshot one portfolio; return the snapshot id (None when the portfolio is gone or closed)."""
+    portfolio = Portfolio.objects.filter(pk=portfolio_id, is_active=True).select_related("benchmark").first()
+    if portfolio is None:
+        return None
+    return services.risk_snapshot_create(portfolio=portfolio, kind=kind).pk
+
+
+def recalculate_all() -> list[int]:
+    """Snapshot every active portfolio (scheduled full recalculation)."""
+    return services.risk_recalculate_all(kind=SnapshotKind.SCHEDULED)
+
+
+def refresh_symbol_signals() -> int:
+    """Store fresh symbol signals for every active instrument with enough history."""
+    return services.symbol_signals_refresh()
+
+
+def backtest_all(*, window: int = 250, observations: int = 250, confidence: float = 0.99) -> dict[str, dict]:
+    """Backtest every active portfolio's VaR; log each summary and keep it on the latest snapshot."""
+    summaries: dict[str, dict] = {}
+    for portfolio in Portfolio.objects.filter(is_active=True).order_by("code"):
+        try:
+            result = services.risk_backtest(
+                portfolio=portfolio, window=window, observations=observations, confidence=confidence
+            )
+        except ValidationError as exc:
+            logger.info("Backtest of %s skipped: %s", portfolio.code, "; ".join(exc.messages))
+            continue
+        except Exception:
+            logger.exception("Backtest of %s failed", portfolio.code)
+            continue
+        summary = {**services.backtest_summary(result), "run_at": timezone.now().isoformat()}
+        summaries[portfolio.code] = summary
+        logger.info("Backtest %s: %s", portfolio.code, summary)
+        _store_backtest(portfolio, summary)
+    return summaries
+
+
+@transaction.atomic
+def _store_backtest(portfolio: Portfolio, summary: dict) -> None:
+    snapshot = RiskSnapshot.objects.select_for_update().filter(portfolio=portfolio).order_by("-as_of", "-id").first()
+    if snapshot is not None:
+        snapshot.stats = {**snapshot.stats, "backtest": summary}
+        snapshot.save(update_fields=["stats"])
+
+
+def snapshots_housekeeping(*, now: dt.datetime | None = None) -> int:
+    """Delete intraday snapshots and symbol signals computed more than 30 days ago; return the snapshots deleted.
+
+    Scheduled, on-demand and point-in-time snapshots are kept: they are the history the pages chart.
+    """
+    cutoff = (now or timezone.now()) - INTRADAY_RETENTION
+    deleted, _ = RiskSnapshot.objects.filter(kind=SnapshotKind.INTRADAY, computed_at__lt=cutoff).delete()
+    SymbolSignal.objects.filter(computed_at__lt=cutoff).delete()
+    return deleted
+
+
+def nightly_maintenance() -> dict:
+    """Run the nightly backtest and the snapshot housekeeping."""
+    return {"backtests": backtest_all(), "deleted_snapshots": snapshots_housekeeping()}
+
+
+def enqueue_recalculation(portfolio_id: int, kind: str = SnapshotKind.INTRADAY) -> None:
+    """Queue a recalculation of one portfolio once the current transaction commits (at once outside one)."""
+    from django_q.tasks import async_task
+
+    def enqueue() -> None:
+        async_task(
+            "apps.risk.tasks.recalculate_portfolio",
+            portfolio_id,
+            kind,
+            task_name=f"recalc-{portfolio_id}",
+            group="risk-recalc",
+        )
+
+    transaction.on_commit(enqueue)

@@ -1,0 +1,126 @@
+"""Full revaluation of positions under factor scenarios, in base currency."""
+
+import numpy as np
+from numpy.testing import assert_allclose
+
+from apps.risk.engine import black76, bonds, revalue
+from apps.risk.engine.types import TRADING_DAYS, Holding
+
+USD_INR = 83.0
+
+
+def _option(**kw) -> Holding:
+    base = {
+        "key": "NIFTY-C",
+        "asset_class": "option",
+        "quantity": 2.0,
+        "multiplier": 25.0,
+        "price": 400.0,
+        "currency": "INR",
+        "fx_rate": 1.0,
+        "underlying": "NIFTY",
+        "underlying_price": 22000.0,
+        "option_type": "C",
+        "strike": 22000.0,
+        "expiry_years": 0.25,
+        "implied_vol": 0.2,
+        "rate": 0.06,
+    }
+    return Holding(**(base | kw))
+
+
+def test_linear_pnl_moves_with_price_and_currency():
+    """A USD stock in an INR book: P&L = V (exp(r_stock + r_fx) - 1)."""
+    h = Holding("AAPL", "equity", 10.0, 1.0, 200.0, "USD", USD_INR, fx_symbol="FX:USD/INR")
+    book = revalue.prepare_book([h])
+    moves = np.array([[0.1, 0.0], [0.0, -0.05], [np.log(0.9), np.log(1 / 0.9)]])
+    pnl = revalue.position_pnl(book, moves)
+    value = 10 * 200 * USD_INR
+    assert_allclose(pnl[:, 0], [value * np.expm1(0.1), value * np.expm1(-0.05), 0.0], atol=1e-9)
+
+
+def test_future_pnl_is_price_change_times_multiplier():
+    h = Holding("NF", "future", 3.0, 25.0, 22100.0, "INR", 1.0, underlying="NIFTY", underlying_price=22000.0)
+    book = revalue.prepare_book([h])
+    pnl = revalue.position_pnl(book, np.array([[np.log(1.02)]]))
+    assert_allclose(pnl, [[22100.0 * 0.02 * 25 * 3]])
+    assert book.value[0] == 0.0
+
+
+def test_option_full_revaluation_is_exact_black76_repricing():
+    h = _option()
+    book = revalue.prepare_book([h])
+    moves = np.log(np.array([[0.7], [0.95], [1.0], [1.3]]))
+    pnl = revalue.position_pnl(book, moves, horizon_days=1)
+    t_new = 0.25 - 1 / TRADING_DAYS
+    spots = 22000.0 * np.exp(moves[:, 0])
+    v0 = black76.price(22000.0 * np.exp(0.06 * 0.25), 22000.0, 0.25, 0.2, 0.06, True)
+    v1 = black76.price(spots * np.exp(0.06 * t_new), 22000.0, t_new, 0.2, 0.06, True)
+    assert_allclose(pnl[:, 0], (v1 - v0) * 50.0, rtol=1e-12)
+
+
+def test_option_full_revaluation_differs_from_delta_for_large_moves():
+    """Gamma: a long call gains more than delta predicts on a big rise and loses less on a big fall."""
+    h = _option()
+    book = revalue.prepare_book([h])
+    moves = np.log(np.array([[0.8], [1.2]]))
+    full = revalue.position_pnl(book, moves, horizon_days=0)[:, 0]
+    delta_only = (moves @ revalue.exposures(book).T)[:, 0]
+    assert np.all(full > delta_only)
+    assert np.all(np.abs(full - delta_only) > 0.05 * np.abs(delta_only))
+    small = revalue.position_pnl(book, np.array([[1e-5]]), horizon_days=0)[0, 0]
+    assert_allclose(small, 1e-5 * revalue.exposures(book)[0, 0], rtol=1e-3)
+
+
+def test_option_vol_multiplier_reprices_at_shocked_vol():
+    h = _option()
+    book = revalue.prepare_book([h])
+    pnl = revalue.position_pnl(book, np.zeros((2, 1)), horizon_days=0, vol_multiplier=np.array([1.0, 2.0]))
+    v0 = black76.price(22000.0 * np.exp(0.06 * 0.25), 22000.0, 0.25, 0.2, 0.06, True)
+    v2 = black76.price(22000.0 * np.exp(0.06 * 0.25), 22000.0, 0.25, 0.4, 0.06, True)
+    assert_allclose(pnl[:, 0], [0.0, (v2 - v0) * 50.0], atol=1e-9)
+
+
+def test_missing_implied_vol_uses_the_given_estimate_then_the_default():
+    h = _option(implied_vol=None)
+    assert revalue.prepare_book([h], vols={"NIFTY": 0.3}).opt_vol[0] == 0.3
+    assert revalue.prepare_book([h]).opt_vol[0] == revalue.DEFAULT_IMPLIED_VOL
+
+
+def test_bond_pnl_uses_duration_and_convexity_of_the_yield_change():
+    price = float(bonds.price_from_yield(0.07, 0.065, 2, 6.0)[0])
+    h = Holding(
+        "GSEC", "bond", 100.0, 10.0, price, "INR", 1.0, coupon_rate=0.065, coupon_frequency=2, maturity_years=6.0
+    )
+    book = revalue.prepare_book([h])
+    dy = np.array([[-0.01], [0.0005], [0.02]])
+    pnl = revalue.position_pnl(book, dy)[:, 0]
+    r = bonds.risk_measures(price, 0.065, 2, 6.0)
+    expected = bonds.price_change(r["dirty"], r["duration"], r["convexity"], dy[:, 0]) * 1000.0
+    assert_allclose(pnl, expected)
+    full = (bonds.price_from_yield(0.07 + dy[:, 0], 0.065, 2, 6.0) - price) * 1000.0
+    assert_allclose(pnl, full, rtol=5e-3)  # third-order error at 200 bp
+
+
+def test_excluded_positions_have_zero_pnl_but_keep_their_value():
+    hs = [
+        Holding("A", "equity", 1.0, 1.0, 100.0, "INR", 1.0),
+        Holding("B", "equity", 1.0, 1.0, 50.0, "INR", 1.0),
+    ]
+    book = revalue.prepare_book(hs, symbols=["A"], excluded=["B"])
+    pnl = revalue.position_pnl(book, np.array([[0.1]]))
+    assert pnl[0, 1] == 0.0 and pnl[0, 0] > 0
+    assert book.market_value[1] == 50.0
+
+
+def test_exposures_give_the_first_order_pnl():
+    hs = [
+        Holding("AAPL", "equity", 10.0, 1.0, 200.0, "USD", USD_INR, fx_symbol="FX:USD/INR"),
+        _option(underlying="NIFTY"),
+        Holding("NF", "future", 1.0, 25.0, 22100.0, "INR", 1.0, underlying="NIFTY", underlying_price=22000.0),
+    ]
+    book = revalue.prepare_book(hs)
+    rng = np.random.default_rng(3)
+    moves = rng.normal(0, 1e-6, (20, len(book.symbols)))
+    full = revalue.position_pnl(book, moves, horizon_days=0)
+    assert_allclose(full, moves @ revalue.exposures(book).T, rtol=1e-3, atol=1e-6)
