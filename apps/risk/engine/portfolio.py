@@ -21,15 +21,15 @@ Pipeline:
    - monte_carlo: config.mc_paths joint h-day moves from montecarlo.simulate_returns (EWMA covariance,
      zero mean, normal or Student-t, np.random.default_rng(config.seed)), fully revalued.
 5. Stats from "pro-forma" returns: the 1-day P&L the CURRENT holdings would have made on each day of the
-   window, divided by today's |net market value| (gross exposure when the net is zero); the benchmark's
+   window, divided by today's gross exposure (revalue.value_base); the benchmark's
    simple returns on the same days give beta and correlation.
 6. Attribution by historical Euler allocation at the first confidence level (attribution.py); Greeks by
    underlying; stress: the builtin and given shocks and the worst 1- and 10-day historical replays; score
    (VaR utilisation from the 1-day historical VaR at the first level; short vs long vol = EWMA vs sample
    vol of the pro-forma returns; concentration of |market value|; current pro-forma drawdown; gamma P&L
    of a 1% move of every underlying).
-RiskResult.market_value is the net value (futures excluded: they are margined daily and hold no capital);
-gross_exposure sums |Holding.market_value| with futures at their notional (revalue.net_and_gross).
+RiskResult.market_value is the net value (futures and currency pairs excluded: they hold no capital);
+gross_exposure sums |Holding.market_value| with those at their notional (revalue.net_and_gross).
 """
 
 from collections.abc import Sequence

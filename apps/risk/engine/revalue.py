@@ -6,8 +6,11 @@ A scenario is one row of `moves`, an (S, M) array over the book's factor columns
   the bond's yield to maturity over the horizon, as a decimal (0.01 is 100 bp).
 
 Each position is revalued in its own currency and converted at the shocked FX rate fx' = fx exp(r_fx):
-- linear (equity, index, crypto, commodity, fx): P&L = V (exp(r + r_fx) - 1), V its base-currency value;
+- linear (equity, index, crypto, commodity): P&L = V (exp(r + r_fx) - 1), V its base-currency value;
 - future: F' = F exp(r_underlying), P&L = (F' - F) x multiplier x quantity x fx';
+- fx (a currency pair AAABBB quoted in BBB): revalued like a future on its own series, since a position is
+  long AAA funded in BBB rather than capital held in BBB: P&L = (P' - P) x multiplier x quantity x fx'. In a
+  base of AAA this gives quantity x (1 - P/P'), the exact P&L of the pair;
 - option: S' = S exp(r_underlying), repriced with Black-76 at F' = S' exp(r (T - h)) with the same strike,
   rate and implied vol (times the scenario's vol multiplier when given) and the time to expiry shortened by
   the horizon h = horizon_days / 252 years (floored at zero: an option that expires inside the horizon is
@@ -30,7 +33,9 @@ from apps.risk.engine import black76, bonds, returns
 from apps.risk.engine.types import TRADING_DAYS, Holding, MarketData
 
 DEFAULT_IMPLIED_VOL = 0.20
-LINEAR_CLASSES = ("equity", "index", "crypto", "commodity", "fx")
+LINEAR_CLASSES = ("equity", "index", "crypto", "commodity")
+# Positions that hold no capital: margined futures and currency-pair exposures.
+UNFUNDED_CLASSES = ("future", "fx")
 
 
 def fx_column(holding: Holding, base_currency: str | None = None) -> str | None:
@@ -180,7 +185,7 @@ def prepare_book(
 def _kind(h: Holding) -> str:
     if h.asset_class == "option":
         return "option"
-    if h.asset_class == "future":
+    if h.asset_class in UNFUNDED_CLASSES:
         return "future"
     if h.asset_class == "bond":
         return "bond"
@@ -384,19 +389,23 @@ def factor_history(
 def net_and_gross(holdings: Iterable[Holding]) -> tuple[float, float]:
     """Return (net market value, gross exposure) in base currency.
 
-    Net value sums Holding.market_value over every position except futures (margined daily, they hold no
-    capital); gross exposure sums |Holding.market_value| over all positions, futures at their notional.
+    Net value sums Holding.market_value over every position except futures and currency pairs (they hold
+    no capital); gross exposure sums |Holding.market_value| over all positions, those at their notional.
     """
     net = 0.0
     gross = 0.0
     for h in holdings:
         mv = h.market_value
         gross += abs(mv)
-        if h.asset_class != "future":
+        if h.asset_class not in UNFUNDED_CLASSES:
             net += mv
     return net, gross
 
 
 def value_base(net: float, gross: float) -> float:
-    """Return what P&L is expressed against: |net value|, or the gross exposure when the net value is ~0."""
-    return abs(net) if abs(net) > 1e-9 * max(gross, 1.0) else gross
+    """Return what P&L is expressed against: the gross exposure (|net value| only when there is no gross).
+
+    For a long-only book the two are equal; for an options, futures or long-short book the net value can be
+    a small premium or nearly zero, and ratios over it (VaR of 36% of "value", volatility of 386%) say nothing.
+    """
+    return gross if gross > 0 else abs(net)

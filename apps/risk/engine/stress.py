@@ -12,7 +12,7 @@ Hypothetical shocks are relative moves (-0.2 is a 20% fall), applied to a positi
   = 11.1% (a gain for a long USD asset), and a -10% USD shock lowers it by 10%. A foreign position without
   an FX series is converted at "FX:<ccy>/<base>" implicitly (base currency from `base_currency`, or
   inferred from the holdings' FX series names, or from a position without an FX series).
-Results are in base currency; pnl_fraction is P&L over |net market value| (gross exposure when net is 0).
+Results are in base currency; pnl_fraction is P&L over the gross exposure (revalue.value_base).
 
 Historical replays revalue the CURRENT holdings under every past window of 1, 10, ... trading days of the
 stored history and report the worst window's P&L and dates; options are repriced with the window's length
@@ -38,6 +38,7 @@ BUILTIN_SHOCKS: tuple[StressShock, ...] = (
 
 _FX_PAIR = re.compile(r"^FX:([A-Z]{3})/([A-Z]{3})$")
 _FX_SINGLE = re.compile(r"^FX:([A-Z]{3})$")
+_CURRENCY_PAIR = re.compile(r"^([A-Z]{3})([A-Z]{3})$")
 _EQUITY_LIKE = ("equity", "index")
 
 
@@ -78,6 +79,9 @@ def _shock_moves(
             den_ccy = m.group(2) if m.re is _FX_PAIR else base_currency
             den = shock.currency.get(den_ccy, 0.0) if den_ccy else 0.0
             rel = (1.0 + num) / (1.0 + den) - 1.0
+        elif classes.get(col) == "fx" and (m := _CURRENCY_PAIR.match(col)):
+            # A traded pair AAABBB moves with its two currencies, like the FX series.
+            rel = (1.0 + shock.currency.get(m.group(1), 0.0)) / (1.0 + shock.currency.get(m.group(2), 0.0)) - 1.0
         else:
             rel = by_class.get(classes.get(col, "equity"), 0.0)
         row[j] = np.log1p(rel)

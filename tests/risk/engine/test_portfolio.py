@@ -157,7 +157,9 @@ def test_stats_greeks_stress_and_score_are_filled(result):
     assert rupee.pnl > 0  # long USD assets in an INR book gain when the rupee weakens
     assert 0.0 <= result.score.score <= 1.0
     assert set(result.score.features) >= {"var_utilisation", "volatility_regime", "concentration", "drawdown", "gamma"}
-    assert_allclose(result.market_value, sum(p.market_value for p in result.positions if p.asset_class != "future"))
+    assert_allclose(
+        result.market_value, sum(p.market_value for p in result.positions if p.asset_class not in ("future", "fx"))
+    )
 
 
 def test_long_only_equity_portfolio_var_is_the_quantile_of_its_pnl(market):

@@ -47,6 +47,18 @@ def test_future_pnl_is_price_change_times_multiplier():
     assert book.value[0] == 0.0
 
 
+def test_currency_pair_pnl_is_exact_in_the_pair_base_currency():
+    """Long 1m USDINR (long USD, short INR) in a USD book: P&L = 1m x (1 - P/P'), not zero."""
+    h = Holding("USDINR", "fx", 1_000_000.0, 1.0, USD_INR, "INR", 1 / USD_INR, fx_symbol="FX:INR/USD")
+    book = revalue.prepare_book([h])
+    assert book.value[0] == 0.0  # a pair position holds no capital
+    r = np.log(1.05)  # the rupee weakens 5%: USDINR up 5%, INR/USD down 5%
+    pnl = revalue.position_pnl(book, np.array([[r, -r]]))
+    assert_allclose(pnl[0, 0], 1_000_000.0 * (1 - 1 / 1.05), rtol=1e-12)
+    net, gross = revalue.net_and_gross([h])
+    assert net == 0.0 and gross == 1_000_000.0
+
+
 def test_option_full_revaluation_is_exact_black76_repricing():
     h = _option()
     book = revalue.prepare_book([h])

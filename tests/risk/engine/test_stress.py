@@ -130,3 +130,10 @@ def test_historical_stress_replays_the_worst_windows_of_the_current_portfolio():
         assert_allclose(res.pnl, brute[i])
         assert res.kind == "historical"
         assert str(dates[i]) in res.detail and str(dates[i + w]) in res.detail
+
+
+def test_rupee_weakening_is_a_gain_on_a_long_usdinr_pair_in_a_usd_portfolio():
+    """Long 1m USDINR is long dollars against rupees: a 10% weaker rupee gains 1m x (1 - 1/1.1)."""
+    pair = Holding("USDINR", "fx", 1_000_000.0, 1.0, 83.0, "INR", 1 / 83.0, fx_symbol="FX:INR/USD")
+    [result] = stress_test([pair], [StressShock("Rupee -10%", currency={"INR": -0.1})], base_currency="USD")
+    assert_allclose(result.pnl, 1_000_000.0 * (1 - 0.9), rtol=1e-9)
