@@ -487,7 +487,7 @@ def _summary(result: RiskResult, config: EngineConfig) -> dict:
 def var_limit(*, market_value: float, gross_exposure: float, config: EngineConfig) -> float:
     """Return the VaR limit as the engine's score measures it: the configured share of the value at risk.
 
-    The value is |net market value|, or the gross exposure when the net is about zero (revalue.value_base).
+    The value is the gross exposure, as for every ratio the engine gives (revalue.value_base).
     """
     return config.var_limit_fraction * engine_revalue.value_base(market_value, gross_exposure)
 

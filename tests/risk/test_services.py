@@ -235,5 +235,5 @@ def test_what_if_reports_crossed_thresholds_and_the_var_limit(desk):
     assert answer["after"]["risk_score"] > config.score_high  # one huge position: concentration and VaR up
     assert answer["thresholds_crossed"] == [{"threshold": "HIGH", "level": config.score_high, "direction": "up"}]
     limit = answer["var_limit"]
-    assert limit["after"] == pytest.approx(0.05 * answer["after"]["market_value"])
+    assert limit["after"] == pytest.approx(0.05 * answer["after"]["gross_exposure"])
     assert limit["breached_after"] == (answer["after"]["var"] > limit["after"])
