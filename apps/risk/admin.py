@@ -9,10 +9,23 @@ class RiskConfigAdmin(SingletonModelAdmin):
     fieldsets = [
         (
             "Value at Risk",
-            {"fields": ["confidence_levels", "horizon_days", "lookback_days", "mc_paths", "ewma_lambda"]},
+            {
+                "fields": [
+                    "confidence_levels",
+                    "horizon_days",
+                    "lookback_days",
+                    "mc_paths",
+                    "mc_distribution",
+                    "mc_t_dof",
+                    "ewma_lambda",
+                ]
+            },
         ),
         ("Performance", {"fields": ["risk_free_rate"]}),
-        ("Risk score", {"fields": ["score_low", "score_medium", "score_high", "score_weights"]}),
+        (
+            "Limits and risk score",
+            {"fields": ["var_limit_fraction", "score_low", "score_medium", "score_high", "score_weights"]},
+        ),
     ]
 
 

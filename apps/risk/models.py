@@ -32,6 +32,17 @@ class RiskConfig(SingletonModel):
         validators=[MinValueValidator(1000), MaxValueValidator(1_000_000)],
         help_text="Monte Carlo paths.",
     )
+    mc_distribution = models.CharField(
+        max_length=8,
+        choices=[("normal", "Multivariate normal"), ("t", "Multivariate Student-t")],
+        default="normal",
+        help_text="Distribution of Monte Carlo moves.",
+    )
+    mc_t_dof = models.FloatField(
+        default=5.0,
+        validators=[MinValueValidator(2.5), MaxValueValidator(100)],
+        help_text="Degrees of freedom of the Student-t (fatter tails when lower).",
+    )
     ewma_lambda = models.FloatField(
         default=0.94,
         validators=[MinValueValidator(0.5), MaxValueValidator(0.9999)],
@@ -41,6 +52,11 @@ class RiskConfig(SingletonModel):
         default=0.065,
         validators=[MinValueValidator(-0.05), MaxValueValidator(0.5)],
         help_text="Annual risk-free rate as a fraction, used by Sharpe and Sortino.",
+    )
+    var_limit_fraction = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.001), MaxValueValidator(1)],
+        help_text="VaR limit as a share of gross exposure; VaR at this share counts as full use in the risk score.",
     )
     score_low = models.FloatField(default=0.3, help_text="Risk score from which severity is LOW.")
     score_medium = models.FloatField(default=0.5, help_text="Risk score from which severity is MEDIUM.")
