@@ -233,7 +233,7 @@ def compute_portfolio_risk(
             dof=config.mc_t_dof,
             horizon=h_days,
         )
-        mc_total = revalue.position_pnl(book, mc_moves, horizon_days=h_days).sum(axis=1)
+        mc_total = revalue.portfolio_pnl(book, mc_moves, horizon_days=h_days)
     moments = var.pnl_moments(hist_total) if has_scenarios else (0.0, 0.0, 0.0, 0.0)
     for method in config.methods:
         for level in config.confidence_levels:

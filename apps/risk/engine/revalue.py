@@ -207,17 +207,22 @@ def _gather(moves: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return out
 
 
+ALL_BLOCKS = ("linear", "future", "option", "bond")
+
+
 def position_pnl(
     book: Book,
     moves: np.ndarray,
     *,
     horizon_days: float = 1.0,
     vol_multiplier: float | np.ndarray | None = None,
+    blocks: tuple[str, ...] = ALL_BLOCKS,
 ) -> np.ndarray:
     """Return the (S, P) base-currency P&L of every position under every scenario row of `moves`.
 
     `moves` is (S, M) over `book.symbols` (see the module docstring); `vol_multiplier` scales option
-    implied vols: a scalar, an (S,) array (one per scenario) or an (S, n_options) array.
+    implied vols: a scalar, an (S,) array (one per scenario) or an (S, n_options) array. `blocks` limits
+    the revaluation to some kinds of position; the others keep zero P&L.
     """
     moves = np.asarray(moves, dtype=np.float64)
     if moves.ndim == 1:
@@ -234,7 +239,7 @@ def position_pnl(
             return None
         return np.exp(_gather(moves, cols))
 
-    idx = book.linear
+    idx = book.linear if "linear" in blocks else book.linear[:0]
     if idx.size:
         r = _gather(moves, book.driver_col[idx])
         fx_cols = book.fx_col[idx]
@@ -242,7 +247,7 @@ def position_pnl(
             r = r + _gather(moves, fx_cols)
         out[:, idx] = book.value[idx] * np.expm1(r)
 
-    idx = book.futures
+    idx = book.futures if "future" in blocks else book.futures[:0]
     if idx.size:
         f0 = np.array([book.holdings[i].price for i in idx], dtype=np.float64)
         df = f0 * np.expm1(_gather(moves, book.driver_col[idx]))
@@ -250,7 +255,7 @@ def position_pnl(
         local = df if g is None else df * g
         out[:, idx] = local * (book.units[idx] * book.fx[idx])
 
-    idx = book.options
+    idx = book.options if "option" in blocks else book.options[:0]
     if idx.size:
         h = horizon_days / TRADING_DAYS
         t_new = np.maximum(book.opt_expiry - h, 0.0)
@@ -265,7 +270,7 @@ def position_pnl(
         # A position left out of the scenarios keeps its value: no time decay, no vol move either.
         out[:, idx] = np.where(book.driver_col[idx] >= 0, pnl, 0.0)
 
-    idx = book.bonds
+    idx = book.bonds if "bond" in blocks else book.bonds[:0]
     if idx.size:
         dy = _gather(moves, book.driver_col[idx])
         clean = np.array([book.holdings[i].price for i in idx], dtype=np.float64)
@@ -274,6 +279,48 @@ def position_pnl(
         new = new if g is None else new * g
         out[:, idx] = (new - clean) * (book.units[idx] * book.fx[idx])
     return out
+
+
+def portfolio_pnl(
+    book: Book,
+    moves: np.ndarray,
+    *,
+    horizon_days: float = 1.0,
+    vol_multiplier: float | np.ndarray | None = None,
+) -> np.ndarray:
+    """Return the (S,) total base-currency P&L, equal to position_pnl(...).sum(axis=1).
+
+    Linear positions and futures that share a (driver, FX) pair of columns are summed before they are
+    revalued, so a large scenario set (Monte Carlo) costs one exponential per distinct pair rather than one
+    per position; options and bonds are revalued position by position as in position_pnl.
+    """
+    moves = np.asarray(moves, dtype=np.float64)
+    if moves.ndim == 1:
+        moves = moves[None, :]
+    total = np.zeros(moves.shape[0])
+    if not book.holdings:
+        return total
+    if book.linear.size:
+        total += _grouped_pnl(book, moves, book.linear, book.value[book.linear], future=False)
+    if book.futures.size:
+        f0 = np.array([book.holdings[i].price for i in book.futures], dtype=np.float64)
+        coef = f0 * book.units[book.futures] * book.fx[book.futures]
+        total += _grouped_pnl(book, moves, book.futures, coef, future=True)
+    if book.options.size or book.bonds.size:
+        total += position_pnl(
+            book, moves, horizon_days=horizon_days, vol_multiplier=vol_multiplier, blocks=("option", "bond")
+        ).sum(axis=1)
+    return total
+
+
+def _grouped_pnl(book: Book, moves: np.ndarray, idx: np.ndarray, coef: np.ndarray, *, future: bool) -> np.ndarray:
+    pairs = np.stack([book.driver_col[idx], book.fx_col[idx]], axis=1)
+    keys, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    weights = np.bincount(np.ravel(inverse), weights=coef, minlength=len(keys))
+    r_driver = _gather(moves, keys[:, 0])
+    r_fx = _gather(moves, keys[:, 1])
+    growth = np.expm1(r_driver) * np.exp(r_fx) if future else np.expm1(r_driver + r_fx)
+    return growth @ weights
 
 
 def _vol(base: np.ndarray, multiplier, s: int) -> np.ndarray:

@@ -136,3 +136,27 @@ def test_exposures_give_the_first_order_pnl():
     moves = rng.normal(0, 1e-6, (20, len(book.symbols)))
     full = revalue.position_pnl(book, moves, horizon_days=0)
     assert_allclose(full, moves @ revalue.exposures(book).T, rtol=1e-3, atol=1e-6)
+
+
+def test_portfolio_pnl_equals_the_sum_of_position_pnl():
+    """The grouped total used for Monte Carlo is the same number as revaluing position by position."""
+    rng = np.random.default_rng(11)
+    holdings = [
+        Holding("AAPL", "equity", 10.0, 1.0, 200.0, "USD", USD_INR, fx_symbol="FX:USD/INR"),
+        Holding("MSFT", "equity", -4.0, 1.0, 400.0, "USD", USD_INR, fx_symbol="FX:USD/INR"),
+        Holding("AAPL", "equity", 3.0, 1.0, 200.0, "USD", USD_INR, fx_symbol="FX:USD/INR"),
+        Holding("RELIANCE", "equity", 50.0, 1.0, 2900.0, "INR", 1.0),
+        Holding("NF", "future", 3.0, 25.0, 22100.0, "INR", 1.0, underlying="NIFTY", underlying_price=22000.0),
+        Holding("ES", "future", -2.0, 50.0, 5800.0, "USD", USD_INR, fx_symbol="FX:USD/INR", underlying="SPX"),
+        Holding("USDINR", "fx", 1000.0, 1.0, USD_INR, "INR", 1.0),
+        _option(),
+        _option(key="NIFTY-P", option_type="P", quantity=-1.0),
+    ]
+    book = revalue.prepare_book(holdings)
+    moves = rng.normal(0, 0.02, size=(500, len(book.symbols)))
+    assert_allclose(
+        revalue.portfolio_pnl(book, moves, horizon_days=1),
+        revalue.position_pnl(book, moves, horizon_days=1).sum(axis=1),
+        rtol=1e-10,
+        atol=1e-6,
+    )
