@@ -7,5 +7,6 @@ urlpatterns = [
     path("", include("apps.market.api.urls")),
     path("", include("apps.portfolios.api.urls")),
     path("imports/", include("apps.portfolios.api.import_urls")),
+    path("", include("apps.risk.api.urls")),
     path("health", include("riskradar.health")),
 ]

@@ -158,6 +158,7 @@
     var colours = themeColours();
     Object.keys(window.Chart.instances).forEach(function (key) {
       var chart = window.Chart.instances[key];
+      if (!chart.canvas || !chart.canvas.hasAttribute("data-chart")) return; // other scripts style their own
       chart.data.datasets.forEach(function (dataset) {
         dataset.borderColor = colours.line;
         dataset.backgroundColor = fillColour(colours.line);
