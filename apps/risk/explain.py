@@ -52,7 +52,7 @@ TEMPLATE = """{{ headline }}
 at or above the LOW threshold ({{ low }}).{% endif %}
 {% if worst %}
 Worst stress scenario: {{ worst.name }} ({{ worst.kind }}), P&L {{ worst.pnl_text }} ({{ worst.fraction_text }} of \
-value){% if worst.detail %}, {{ worst.detail }}{% endif %}.{% endif %}
+gross exposure){% if worst.detail %}, {{ worst.detail }}{% endif %}.{% endif %}
 {% if changes %}
 Since the previous snapshot ({{ changes.previous_as_of }}): VaR {{ changes.var_change_text }} (from \
 {{ changes.var_before_text }} to {{ changes.var_after_text }}); position changes {{ changes.position_text }}, \
@@ -157,7 +157,7 @@ def worst_stress(snapshot: RiskSnapshot) -> dict | None:
         "kind": worst.get("kind", ""),
         "pnl": float(worst["pnl"]),
         "pnl_fraction": _float(worst.get("pnl_fraction")),
-        "detail": worst.get("detail", ""),
+        "detail": worst.get("detail", "").rstrip("."),
     }
 
 

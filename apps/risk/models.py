@@ -1,3 +1,5 @@
+import math
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -250,6 +252,14 @@ class StressScenario(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
+        for name in ("equity", "crypto", "commodity"):
+            value = getattr(self, name)
+            if value is not None and not (value > -1 and math.isfinite(value)):
+                errors[name] = "A relative move above -1 (-1 would be a fall of 100%)."
+        if self.vol_multiplier is not None and not (self.vol_multiplier > 0 and math.isfinite(self.vol_multiplier)):
+            errors["vol_multiplier"] = "A multiplier above 0, e.g. 2 to double volatilities."
+        if self.rates_bp is not None and not math.isfinite(self.rates_bp):
+            errors["rates_bp"] = "A finite number of basis points."
         for name in ("currency_moves", "symbol_moves"):
             value = getattr(self, name)
             if not isinstance(value, dict) or not all(

@@ -116,3 +116,15 @@ def risk_stats() -> RiskStats:
         latest_computed_at=totals["latest_computed_at"],
         by_currency=by_currency,
     )
+
+
+def signal_history(*, instrument, severity=None, since=None, until=None) -> QuerySet[SymbolSignal]:
+    """Return an instrument's stored signals, newest first, filtered by severity and time."""
+    qs = SymbolSignal.objects.filter(instrument=instrument).select_related("instrument")
+    if severity:
+        qs = qs.filter(severity=severity)
+    if since is not None:
+        qs = qs.filter(as_of__gte=since)
+    if until is not None:
+        qs = qs.filter(as_of__lte=until)
+    return qs.order_by("-as_of", "-id")

@@ -418,11 +418,13 @@ def risk_backtest(
     inputs = portfolio_inputs(portfolio=portfolio, as_of=as_of, history_days=window + observations + 1)
     if not inputs.holdings:
         raise ValidationError({"portfolio": ERR_NO_POSITIONS.format(code=portfolio.code, date=inputs.as_of.date())})
-    _, pnl, _ = pro_forma_pnl(inputs, config)
-    pnl = pnl[np.isfinite(pnl)][-(window + observations) :]
+    dates, pnl, _ = pro_forma_pnl(inputs, config)
+    finite = np.isfinite(pnl)
+    dates, pnl = np.asarray(dates)[finite][-(window + observations) :], pnl[finite][-(window + observations) :]
     if len(pnl) < window + observations:
         raise ValidationError({"window": ERR_BACKTEST_HISTORY.format(days=len(pnl), needed=window + observations)})
-    return engine_backtest.rolling_var_backtest(pnl, window=window, confidence=confidence, method=method)
+    result = engine_backtest.rolling_var_backtest(pnl, window=window, confidence=confidence, method=method)
+    return dataclasses.replace(result, dates=dates[window:])
 
 
 def backtest_summary(result: BacktestResult) -> dict:

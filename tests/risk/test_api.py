@@ -5,6 +5,7 @@ naming the field."""
 import datetime as dt
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Role
@@ -347,7 +348,8 @@ def test_stress_of_chosen_scenarios_only_adds_those_to_the_builtin_ones(desk, sc
 def test_backtest_answers_statistics_and_series(desk, viewer):
     data = viewer.post("/api/v1/risk/backtest", {**BACKTEST, "confidence_level": 0.95}, format="json").json()
     assert (data["window"], data["observations"], data["confidence_level"]) == (100, 150, 0.95)
-    assert len(data["pnl"]) == len(data["var"]) == len(data["hits"]) == 150
+    assert len(data["pnl"]) == len(data["var"]) == len(data["hits"]) == len(data["dates"]) == 150
+    assert data["dates"] == sorted(data["dates"]) and data["dates"][-1] < str(timezone.now().date())
     assert data["exceptions"] == sum(data["hits"])
     assert data["expected_exceptions"] == pytest.approx(7.5)
     assert data["basel_zone"] in {"green", "yellow", "red"}

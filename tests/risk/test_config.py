@@ -56,3 +56,16 @@ def test_the_database_refuses_unordered_thresholds():
 )
 def test_severity_follows_the_thresholds(score, severity):
     assert RiskConfig.get_solo().severity_for(score) == severity
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("equity", -1.0), ("crypto", -2.0), ("vol_multiplier", 0.0), ("rates_bp", float("inf"))],
+)
+def test_stress_scenario_names_the_bad_field(field, value):
+    from apps.risk.models import StressScenario
+
+    scenario = StressScenario(name="Bad", **{field: value})
+    with pytest.raises(ValidationError) as exc:
+        scenario.full_clean()
+    assert field in exc.value.message_dict

@@ -95,7 +95,7 @@ def test_explanation_names_the_top_contributors_features_and_worst_stress(pair):
     text = explanation.text
     assert "RELI INR 550 (55.0% of VaR)" in text
     assert "concentration 0.62" in text and "drawdown" not in text.split("Worst")[0].split("features")[1]
-    assert "Worst 10-day historical (historical), P&L -INR 31,000 (-31.0% of value)" in text
+    assert "Worst 10-day historical (historical), P&L -INR 31,000 (-31.0% of gross exposure)" in text
     assert explanation.headline.startswith("EXPL: 1-day 95% VaR INR 1,000 (1.0% of market value INR 100,000)")
 
 

@@ -46,7 +46,7 @@ from apps.risk.api.serializers import (
     finite_or_none,
 )
 from apps.risk.engine.types import StressShock
-from apps.risk.models import RiskConfig, RiskSnapshot, StressScenario, SymbolSignal
+from apps.risk.models import RiskConfig, RiskSnapshot, StressScenario
 from riskradar.api import MethodNotAllowedFirstMixin, validation_error_detail
 
 READ_RISK = HasPerm("risk.view_risksnapshot")
@@ -211,7 +211,7 @@ class HistoryView(MethodNotAllowedFirstMixin, generics.GenericAPIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         if "symbol" in params:
-            rows = _signal_history(
+            rows = selectors.signal_history(
                 instrument=params["symbol"],
                 severity=params.get("severity"),
                 since=params.get("since"),
@@ -228,18 +228,6 @@ class HistoryView(MethodNotAllowedFirstMixin, generics.GenericAPIView):
             serializer_class = SnapshotSerializer
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(serializer_class(page, many=True).data)
-
-
-def _signal_history(*, instrument, severity=None, since=None, until=None):
-    # apps.risk.selectors has no signal history yet; this is the one query it would hold.
-    qs = SymbolSignal.objects.filter(instrument=instrument).select_related("instrument")
-    if severity:
-        qs = qs.filter(severity=severity)
-    if since is not None:
-        qs = qs.filter(as_of__gte=since)
-    if until is not None:
-        qs = qs.filter(as_of__lte=until)
-    return qs.order_by("-as_of", "-id")
 
 
 class StatsView(RiskApiView):

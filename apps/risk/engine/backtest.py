@@ -5,7 +5,7 @@ pnl_t < -VaR_t with VaR a positive loss. Likelihood-ratio statistics use 0 log 0
 exceptions and all exceptions are handled without special cases.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -41,6 +41,7 @@ class BacktestResult:
     christoffersen: tuple[float, float]  # independence (LR, p), chi2(1)
     conditional_coverage: tuple[float, float]  # (LR, p), chi2(2)
     basel_zone: str  # green, yellow or red
+    dates: np.ndarray = field(default_factory=lambda: np.array([], dtype="datetime64[D]"))  # tested days, if given
 
 
 def _check_counts(exceptions: int, observations: int, confidence: float) -> None:
