@@ -16,4 +16,5 @@ urlpatterns = [
     path("<str:code>/backtest/", views.risk_backtest_panel, name="backtest"),
     path("<str:code>/what-if/", views.risk_what_if_panel, name="what-if"),
     path("<str:code>/explain/", views.risk_explain_panel, name="explain"),
+    path("<str:code>/ladder/", views.risk_ladder_panel, name="ladder"),
 ]

@@ -1,8 +1,8 @@
 """The risk pages: an overview of every portfolio, one portfolio's risk, and the stress scenarios.
 
 Each view parses the request, calls a selector or service of apps.risk, and renders a page, or the
-partial alone when htmx asks for it. Slow parts (backtest, explanation) are partials the page loads
-after it is shown.
+partial alone when htmx asks for it. Slow parts (backtest, explanation, spot x vol ladder) are partials
+the page loads after it is shown.
 """
 
 import datetime as dt
@@ -24,6 +24,7 @@ from apps.portfolios.selectors import portfolio_list
 from apps.risk import explain, selectors, services
 from apps.risk.api.views import backtest_answer
 from apps.risk.forms import BacktestForm, StressScenarioForm, WhatIfForm
+from apps.risk.ladder import Ladder, risk_ladder
 from apps.risk.models import RiskConfig, RiskSnapshot, SnapshotKind, StressScenario
 
 READ = "risk.view_risksnapshot"
@@ -49,6 +50,7 @@ OVERVIEW_SORTS = {
     "computed": lambda r: r.snapshot.computed_at if r.snapshot else None,
 }
 DEFAULT_SORT = "-score"
+HEAT_LEVELS = 5  # shades of green (gain) and red (loss) in the ladder, by |P&L| over the grid's largest
 
 
 def _partial_wanted(request: HttpRequest) -> bool:
@@ -296,6 +298,59 @@ def risk_backtest_panel(request: HttpRequest, code: str) -> HttpResponse:
             "currency": portfolio.base_currency,
         }
     return render(request, "risk/_backtest.html", context)
+
+
+def _heat_class(value: float | None, scale: float) -> str:
+    """Return the ladder cell's CSS class: ladder-gain-N / ladder-loss-N (N = 1..HEAT_LEVELS) or ladder-flat."""
+    if value is None or value == 0 or scale <= 0:
+        return "ladder-flat"
+    level = min(HEAT_LEVELS, max(1, math.ceil(abs(value) / scale * HEAT_LEVELS)))
+    return f"ladder-{'gain' if value > 0 else 'loss'}-{level}"
+
+
+def _move_label(move: float) -> str:
+    return "0%" if move == 0 else f"{move:+.0%}"
+
+
+def _ladder_rows(ladder: Ladder) -> list[dict]:
+    """Return the ladder's grid as table rows (one per vol move) of cells with their heat class; none without a book."""
+    if not ladder.has_book:
+        return []
+    scale = max((abs(v) for row in ladder.pnl for v in row if v is not None), default=0.0)
+    return [
+        {
+            "label": _move_label(vol_move),
+            "origin": vol_move == 0,
+            "cells": [
+                {"pnl": value, "heat": _heat_class(value, scale), "origin": vol_move == 0 and spot_move == 0}
+                for spot_move, value in zip(ladder.spot_moves, row, strict=True)
+            ],
+        }
+        for vol_move, row in zip(ladder.vol_moves, ladder.pnl, strict=True)
+    ]
+
+
+@login_required
+@permission_required(READ, raise_exception=True)
+@require_GET
+def risk_ladder_panel(request: HttpRequest, code: str) -> HttpResponse:
+    """Render the live spot x vol P&L ladder of one underlying (?underlying=, default: the largest gamma)."""
+    portfolio = get_object_or_404(Portfolio, code=code)
+    error = ""
+    try:
+        ladder = risk_ladder(portfolio=portfolio, underlying=request.GET.get("underlying") or None)
+    except ValidationError as exc:
+        # An unknown underlying (a stale link): say so over the default ladder rather than show nothing.
+        error = _error_text(exc)
+        ladder = risk_ladder(portfolio=portfolio)
+    context = {
+        "portfolio": portfolio,
+        "ladder": ladder,
+        "spot_headers": [{"label": _move_label(m), "origin": m == 0} for m in ladder.spot_moves],
+        "rows": _ladder_rows(ladder),
+        "error": error,
+    }
+    return render(request, "risk/_ladder.html", context)
 
 
 @login_required

@@ -80,6 +80,8 @@ ENDPOINTS = [
     ("get", "/api/v1/risk/stats", None, 200, READ),
     ("post", "/api/v1/risk/stress", {"portfolio_id": "DESK"}, 200, READ),
     ("get", "/api/v1/risk/stress", None, 405, None),
+    ("get", "/api/v1/risk/ladder", {"portfolio_id": "DESK"}, 200, READ),
+    ("post", "/api/v1/risk/ladder", {}, 405, None),
     ("post", "/api/v1/risk/backtest", BACKTEST, 200, READ),
     ("post", "/api/v1/risk/what-if", WHAT_IF, 200, READ),
     ("get", "/api/v1/risk/what-if", None, 405, None),

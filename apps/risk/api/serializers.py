@@ -458,6 +458,40 @@ class BacktestResponseSerializer(serializers.Serializer):
     hits = serializers.ListField(child=serializers.BooleanField(), help_text="True where the loss exceeded VaR.")
 
 
+# ------------------------------------------------------------------------------ spot x vol ladder
+class LadderQuerySerializer(serializers.Serializer):
+    portfolio_id = PortfolioRefField()
+    underlying = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="The symbol of an underlying of the portfolio's options or futures; default: the largest gamma.",
+    )
+
+
+class LadderResponseSerializer(serializers.Serializer):
+    portfolio_id = serializers.IntegerField()
+    portfolio_code = serializers.CharField()
+    base_currency = serializers.CharField()
+    underlying = serializers.CharField(allow_null=True, help_text="Null when the portfolio has no option book.")
+    underlyings = serializers.ListField(
+        child=serializers.CharField(), help_text="Every underlying of the portfolio's options and futures."
+    )
+    spot_moves = serializers.ListField(child=serializers.FloatField(), help_text="Relative: -0.2 is 20% lower.")
+    vol_moves = serializers.ListField(
+        child=serializers.FloatField(), help_text="Relative change of implied vols: 0.5 is vols x 1.5."
+    )
+    pnl = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+        help_text="P&L in base currency, one row per vol move, one column per spot move; empty without a book.",
+    )
+    implied_vol = serializers.FloatField(
+        allow_null=True, help_text="The annualised vol the options are priced at before a vol move."
+    )
+    message = serializers.CharField(allow_null=True, help_text="Why there is no grid, when there is none.")
+    warnings = serializers.ListField(child=serializers.CharField())
+    as_of = UtcDateTimeField(help_text="The live prices and positions revalued, as of this time.")
+
+
 # ------------------------------------------------------------------------------ what-if
 class WhatIfRequestSerializer(serializers.Serializer):
     portfolio_id = PortfolioRefField()

@@ -13,6 +13,7 @@ urlpatterns = [
     path("risk/history", views.HistoryView.as_view(), name="api-risk-history"),
     path("risk/stats", views.StatsView.as_view(), name="api-risk-stats"),
     path("risk/stress", views.StressView.as_view(), name="api-risk-stress"),
+    path("risk/ladder", views.LadderView.as_view(), name="api-risk-ladder"),
     path("risk/backtest", views.BacktestView.as_view(), name="api-risk-backtest"),
     path("risk/what-if", views.WhatIfView.as_view(), name="api-risk-what-if"),
     path("risk/<int:pk>", views.SnapshotView.as_view(), name="api-risk-detail"),

@@ -1,10 +1,12 @@
-"""The risk API: calculations on demand, snapshots and signals, stress, backtests, what-if, explanations, config.
+"""The risk API: calculations on demand, snapshots and signals, stress, ladders, backtests, what-if, explanations,
+config.
 
 Every view parses its input with a serializer, calls one service or selector of apps.risk, and
 serializes the answer; the services raise Django's ValidationError for bad input, which the shared
 exception handler answers with a 400 naming the field.
 """
 
+import dataclasses
 import math
 from contextlib import contextmanager
 
@@ -32,6 +34,8 @@ from apps.risk.api.serializers import (
     ExplainRequestSerializer,
     ExplanationSerializer,
     HistoryQuerySerializer,
+    LadderQuerySerializer,
+    LadderResponseSerializer,
     LiveSerializer,
     RiskConfigSerializer,
     RiskStatsSerializer,
@@ -46,6 +50,7 @@ from apps.risk.api.serializers import (
     finite_or_none,
 )
 from apps.risk.engine.types import StressShock
+from apps.risk.ladder import risk_ladder
 from apps.risk.models import RiskConfig, RiskSnapshot, StressScenario
 from riskradar.api import MethodNotAllowedFirstMixin, validation_error_detail
 
@@ -270,6 +275,29 @@ class StressView(RiskApiView):
             "results": results,
         }
         return Response(StressResponseSerializer(answer).data)
+
+
+class LadderView(RiskApiView):
+    @extend_schema(
+        operation_id="risk_ladder",
+        summary="Spot x volatility P&L ladder of a portfolio's option book",
+        description=(
+            "Full revaluation of every option, future and position on one underlying, live, for spot moves of "
+            "-20%..+20% (columns) against implied-vol moves of -50%..+100% (rows), without time decay. "
+            "underlying defaults to the one with the largest absolute gamma. A portfolio without options or "
+            "futures answers 200 with underlying null, an empty grid and a message. Stores nothing."
+        ),
+        parameters=[LadderQuerySerializer],
+        responses={200: LadderResponseSerializer, 400: BAD_REQUEST},
+        tags=["risk"],
+    )
+    def get(self, request: Request) -> Response:
+        query = LadderQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        with api_field_names():
+            ladder = risk_ladder(portfolio=params["portfolio_id"], underlying=params.get("underlying") or None)
+        return Response(LadderResponseSerializer(dataclasses.asdict(ladder)).data)
 
 
 class BacktestView(RiskApiView):
