@@ -230,8 +230,8 @@ def explain_snapshot(*, snapshot: RiskSnapshot, previous: RiskSnapshot | None = 
 
     headline = (
         f"{snapshot.portfolio.code}: {snapshot.horizon_days}-day {snapshot.confidence:.0%} VaR "
-        f"{_money(float(snapshot.var), ccy)} ({_percent(_share(snapshot.var, snapshot.market_value))} of market value "
-        f"{_money(float(snapshot.market_value), ccy)}), ES {_money(float(snapshot.es), ccy)}; "
+        f"{_money(float(snapshot.var), ccy)} ({_percent(_share(snapshot.var, snapshot.gross_exposure))} of gross "
+        f"exposure {_money(float(snapshot.gross_exposure), ccy)}), ES {_money(float(snapshot.es), ccy)}; "
         f"risk score {snapshot.risk_score:.2f} ({snapshot.severity})."
     )
     context = {

@@ -70,9 +70,10 @@ class OverviewRow:
 
     @property
     def var_fraction(self) -> Decimal | None:
-        if self.snapshot is None or not self.snapshot.market_value:
+        # Over gross exposure, as every relative figure of the engine (docs/risk.md).
+        if self.snapshot is None or not self.snapshot.gross_exposure:
             return None
-        return self.snapshot.var / abs(self.snapshot.market_value)
+        return self.snapshot.var / self.snapshot.gross_exposure
 
 
 def _overview_rows(sort: str) -> list[OverviewRow]:
@@ -234,7 +235,7 @@ def _snapshot_context(snapshot: RiskSnapshot) -> dict:
         "stress_rows": stress,
         "worst_stress": worst_stress,
         "score_features": _score_features(snapshot),
-        "var_fraction": (snapshot.var / abs(snapshot.market_value)) if snapshot.market_value else None,
+        "var_fraction": (snapshot.var / snapshot.gross_exposure) if snapshot.gross_exposure else None,
     }
 
 

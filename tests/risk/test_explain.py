@@ -96,7 +96,7 @@ def test_explanation_names_the_top_contributors_features_and_worst_stress(pair):
     assert "RELI INR 550 (55.0% of VaR)" in text
     assert "concentration 0.62" in text and "drawdown" not in text.split("Worst")[0].split("features")[1]
     assert "Worst 10-day historical (historical), P&L -INR 31,000 (-31.0% of gross exposure)" in text
-    assert explanation.headline.startswith("EXPL: 1-day 95% VaR INR 1,000 (1.0% of market value INR 100,000)")
+    assert explanation.headline.startswith("EXPL: 1-day 95% VaR INR 1,000 (1.0% of gross exposure INR 100,000)")
 
 
 def test_change_since_previous_is_split_into_positions_prices_and_the_rest(pair):

@@ -149,7 +149,7 @@ def test_overview_lists_latest_figures_with_severity_and_stats(client_for, snaps
     row = re.search(r'<tr id="risk-row-DESK".*?</tr>', html, re.S).group(0)
     assert fmt.money(snapshot.var) in row
     assert fmt.money(snapshot.es) in row
-    assert fmt.percent(snapshot.var / snapshot.market_value) in row
+    assert fmt.percent(snapshot.var / snapshot.gross_exposure) in row
     assert f"severity-{snapshot.severity.lower()}" in row
     assert 'href="/risk/DESK/"' in row
     assert "No snapshot yet." in re.search(r'<tr id="risk-row-EMPTY".*?</tr>', html, re.S).group(0)
