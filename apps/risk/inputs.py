@@ -6,7 +6,8 @@ never used as of a past time: a Quote row is overwritten by every tick, so a fig
 could not be reproduced later; the last close stands in for it. Live (`as_of` None) uses the stored
 Position rows, each instrument's Quote (else its last close) and the latest FX rates.
 
-Everything is read set-based: one query per table, closes pivoted into numpy.
+Everything is read set-based: one query per table, closes pivoted into numpy, whether for one portfolio
+(portfolio_inputs) or for many on one shared load (portfolios_inputs, for the recalculate-everything task).
 """
 
 import dataclasses
@@ -114,27 +115,40 @@ def positions_as_of(*, portfolio: Portfolio, as_of: dt.datetime) -> dict[int, De
 
     The same arithmetic as the booking service (apply_fill, rounded as stored), without writing.
     """
-    states: dict[int, PositionState] = {}
+    return _positions_as_of_many([portfolio.pk], as_of).get(portfolio.pk, {})
+
+
+def _positions_as_of_many(portfolio_ids: list[int], as_of: dt.datetime) -> dict[int, dict[int, Decimal]]:
+    """Return portfolio id -> positions_as_of, from one query over the trades of every portfolio given."""
+    states: dict[int, dict[int, PositionState]] = {}
     rows = (
-        Trade.objects.filter(portfolio=portfolio, traded_at__lte=as_of)
-        .order_by("id")
-        .values_list("instrument_id", "side", "quantity", "price", "fees", "instrument__multiplier")
+        Trade.objects.filter(portfolio_id__in=portfolio_ids, traded_at__lte=as_of)
+        .order_by("portfolio_id", "id")
+        .values_list("portfolio_id", "instrument_id", "side", "quantity", "price", "fees", "instrument__multiplier")
     )
-    for instrument_id, side, quantity, price, fees, multiplier in rows:
-        states[instrument_id] = apply_fill(
-            states.get(instrument_id, PositionState()),
+    for portfolio_id, instrument_id, side, quantity, price, fees, multiplier in rows:
+        book = states.setdefault(portfolio_id, {})
+        book[instrument_id] = apply_fill(
+            book.get(instrument_id, PositionState()),
             signed_quantity=quantity if side == Side.BUY else -quantity,
             price=price,
             fees=fees,
             multiplier=multiplier,
         ).rounded()
-    return {pk: s.quantity for pk, s in states.items() if s.quantity != 0}
+    return {pid: {pk: s.quantity for pk, s in book.items() if s.quantity != 0} for pid, book in states.items()}
 
 
-def _positions_live(portfolio: Portfolio) -> dict[int, Decimal]:
-    return dict(
-        Position.objects.filter(portfolio=portfolio).exclude(quantity=0).values_list("instrument_id", "quantity")
+def _positions_live_many(portfolio_ids: list[int]) -> dict[int, dict[int, Decimal]]:
+    """Return portfolio id -> instrument id -> stored quantity (non-zero), from one query."""
+    out: dict[int, dict[int, Decimal]] = {}
+    rows = (
+        Position.objects.filter(portfolio_id__in=portfolio_ids)
+        .exclude(quantity=0)
+        .values_list("portfolio_id", "instrument_id", "quantity")
     )
+    for portfolio_id, instrument_id, quantity in rows:
+        out.setdefault(portfolio_id, {})[instrument_id] = quantity
+    return out
 
 
 # ------------------------------------------------------------------------------ prices and FX
@@ -286,47 +300,68 @@ def _as_datetime(value: dt.date | dt.datetime) -> dt.datetime:
 # ------------------------------------------------------------------------------ the builder
 
 
-def portfolio_inputs(
+@dataclass
+class _Loaded:
+    """One load of what the inputs of any number of portfolios are built from, shared and read-only."""
+
+    as_of: dt.datetime
+    point_in_time: bool
+    end: dt.date
+    instruments: dict[int, Instrument]  # held, traded (what-if) and benchmark instruments
+    drivers: dict[int, Instrument]  # every price series loaded: drivers of the held instruments, benchmarks
+    closes: dict[int, tuple[np.ndarray, np.ndarray]]
+    fx: FxHistory
+    current: dict[int, tuple[Decimal, dt.datetime | dt.date]]  # current price and its time
+    rate: float  # continuously compounded risk-free rate for option pricing
+
+
+def _driver(instrument: Instrument) -> Instrument:
+    """Return the instrument whose price series drives a position: a derivative's underlying, else itself."""
+    if instrument.asset_class in DERIVATIVES and instrument.underlying_id:
+        return instrument.underlying
+    return instrument
+
+
+def _drivers(instruments: Iterable[Instrument], benchmark: Instrument | None) -> dict[int, Instrument]:
+    drivers = {_driver(i).pk: _driver(i) for i in instruments}
+    if benchmark is not None:
+        drivers.setdefault(benchmark.pk, benchmark)
+    return drivers
+
+
+def _load(
     *,
-    portfolio: Portfolio,
-    as_of: dt.datetime | None = None,
-    extra_trades: Iterable[ExtraTrade] = (),
-    config: RiskConfig | None = None,
-    history_days: int | None = None,
-) -> PortfolioInputs:
-    """Return the holdings and aligned market data of a portfolio, live or as of a past time.
+    held_ids: set[int],
+    benchmark_ids: set[int],
+    extra_instruments: Iterable[Instrument],
+    as_of: dt.datetime | None,
+    config: RiskConfig,
+    history_days: int | None,
+) -> _Loaded:
+    """Read instruments, closes, FX and current prices once, for every portfolio that will be built from them.
 
     The history covers lookback + horizon + a margin of business days (or `history_days` + the margin).
     """
-    config = config or RiskConfig.get_solo()
     point_in_time = as_of is not None
     as_of = as_of if point_in_time else timezone.now()
     end = as_of.date()
-    base = portfolio.base_currency
-    extra_trades = list(extra_trades)
-
-    quantities = positions_as_of(portfolio=portfolio, as_of=as_of) if point_in_time else _positions_live(portfolio)
-    wanted_ids = set(quantities) | {t.instrument.pk for t in extra_trades}
-    instruments = {i.pk: i for i in Instrument.objects.filter(pk__in=wanted_ids).select_related("underlying")}
-    for trade in extra_trades:
-        instruments.setdefault(trade.instrument.pk, trade.instrument)
-    benchmark = portfolio.benchmark if portfolio.benchmark_id else None
-
-    # Which price series drive what: a derivative's underlying, everything else itself.
-    def driver(instrument: Instrument) -> Instrument:
-        if instrument.asset_class in DERIVATIVES and instrument.underlying_id:
-            return instrument.underlying
-        return instrument
-
-    drivers = {driver(i).pk: driver(i) for i in instruments.values()}
-    if benchmark is not None:
-        drivers.setdefault(benchmark.pk, benchmark)
-    priced_ids = sorted(set(instruments) | set(drivers))
+    extra_instruments = list(extra_instruments)
+    wanted_ids = set(held_ids) | {i.pk for i in extra_instruments}
+    instruments = {
+        i.pk: i for i in Instrument.objects.filter(pk__in=wanted_ids | set(benchmark_ids)).select_related("underlying")
+    }
+    for instrument in extra_instruments:
+        instruments.setdefault(instrument.pk, instrument)
+    held = [instruments[pk] for pk in wanted_ids if pk in instruments]
+    drivers = _drivers(held, None)
+    for pk in benchmark_ids:
+        if pk in instruments:
+            drivers.setdefault(pk, instruments[pk])
+    priced_ids = sorted({i.pk for i in held} | set(drivers))
 
     if history_days is None:
         history_days = int(config.lookback_days) + int(config.horizon_days)
-    days = history_days + HISTORY_MARGIN_DAYS
-    start = _history_start(end, days)
+    start = _history_start(end, history_days + HISTORY_MARGIN_DAYS)
     closes = _closes(drivers, start, end)
     fx = FxHistory(start, end)
 
@@ -340,6 +375,107 @@ def portfolio_inputs(
     missing = [pk for pk in priced_ids if pk not in current]
     if missing:
         current.update(_last_closes(missing, end))
+    return _Loaded(
+        as_of=as_of,
+        point_in_time=point_in_time,
+        end=end,
+        instruments=instruments,
+        drivers=drivers,
+        closes=closes,
+        fx=fx,
+        current=current,
+        rate=continuous_rate(float(config.risk_free_rate)),
+    )
+
+
+def portfolio_inputs(
+    *,
+    portfolio: Portfolio,
+    as_of: dt.datetime | None = None,
+    extra_trades: Iterable[ExtraTrade] = (),
+    config: RiskConfig | None = None,
+    history_days: int | None = None,
+) -> PortfolioInputs:
+    """Return the holdings and aligned market data of a portfolio, live or as of a past time.
+
+    The history covers lookback + horizon + a margin of business days (or `history_days` + the margin).
+    """
+    config = config or RiskConfig.get_solo()
+    extra_trades = list(extra_trades)
+    if as_of is not None:
+        quantities = positions_as_of(portfolio=portfolio, as_of=as_of)
+    else:
+        quantities = _positions_live_many([portfolio.pk]).get(portfolio.pk, {})
+    loaded = _load(
+        held_ids=set(quantities),
+        benchmark_ids={portfolio.benchmark_id} if portfolio.benchmark_id else set(),
+        extra_instruments=[t.instrument for t in extra_trades],
+        as_of=as_of,
+        config=config,
+        history_days=history_days,
+    )
+    return _build(portfolio=portfolio, quantities=quantities, extra_trades=extra_trades, loaded=loaded)
+
+
+def portfolios_inputs(
+    *,
+    portfolios: Iterable[Portfolio],
+    as_of: dt.datetime | None = None,
+    config: RiskConfig | None = None,
+    failures: dict[int, Exception] | None = None,
+) -> tuple[list[PortfolioInputs], MarketData]:
+    """Return the inputs of many portfolios built on one load of positions, prices and FX, and that shared load.
+
+    Each portfolio's inputs are exactly what portfolio_inputs would return for it (the same holdings,
+    warnings and its own MarketData: its drivers, benchmark and FX columns on its own dates), built from
+    one query per table whatever the number of portfolios. The shared MarketData holds the union: every
+    driver and benchmark series and an "FX:<CCY>/<BASE>" column for each currency and base currency in
+    use, on the union of the dates; each portfolio's own dates are a subset of them (engine.batch uses
+    them as the portfolio's calendar). With `failures` given, a portfolio whose inputs cannot be built is
+    left out and its exception recorded there under its id; without it the exception propagates.
+    """
+    config = config or RiskConfig.get_solo()
+    portfolios = list(portfolios)
+    ids = [p.pk for p in portfolios]
+    if as_of is not None:
+        quantities = _positions_as_of_many(ids, as_of)
+    else:
+        quantities = _positions_live_many(ids)
+    loaded = _load(
+        held_ids={pk for held in quantities.values() for pk in held},
+        benchmark_ids={p.benchmark_id for p in portfolios if p.benchmark_id},
+        extra_instruments=(),
+        as_of=as_of,
+        config=config,
+        history_days=None,
+    )
+    built: list[PortfolioInputs] = []
+    for portfolio in portfolios:
+        try:
+            built.append(
+                _build(portfolio=portfolio, quantities=quantities.get(portfolio.pk, {}), extra_trades=[], loaded=loaded)
+            )
+        except Exception as exc:
+            if failures is None:
+                raise
+            failures[portfolio.pk] = exc
+    pairs = {(h.currency, i.base_currency) for i in built for h in i.holdings if h.currency != i.base_currency}
+    shared = _market_data(loaded.drivers, loaded.closes, loaded.fx, pairs=pairs, end=loaded.end)
+    return built, shared
+
+
+def _build(
+    *, portfolio: Portfolio, quantities: dict[int, Decimal], extra_trades: list[ExtraTrade], loaded: _Loaded
+) -> PortfolioInputs:
+    """Return one portfolio's inputs from a load (_load) that covers its instruments and benchmark."""
+    as_of, end = loaded.as_of, loaded.end
+    base = portfolio.base_currency
+    instruments = loaded.instruments
+    current = loaded.current
+    fx = loaded.fx
+    benchmark = instruments.get(portfolio.benchmark_id) if portfolio.benchmark_id else None
+    traded = [instruments.get(t.instrument.pk, t.instrument) for t in extra_trades]
+    drivers = _drivers([*(instruments[pk] for pk in quantities), *traded], benchmark)
 
     warnings: list[str] = []
     stale_symbols: list[str] = []
@@ -352,7 +488,7 @@ def portfolio_inputs(
             stale_symbols.append(symbol)
             warnings.append(WARN_STALE.format(symbol=symbol, date=when_date, days=STALE_AFTER_BUSINESS_DAYS))
 
-    rate = continuous_rate(float(config.risk_free_rate))
+    rate = loaded.rate
     fx_cache: dict[str, tuple[float, dt.date] | None] = {}
 
     def holding_for(instrument: Instrument, quantity: Decimal, price_override: Decimal | None = None):
@@ -434,20 +570,19 @@ def portfolio_inputs(
             kept_instruments[holding.key] = instruments[pk]
             kept_quantities[holding.key] = quantities[pk]
     extra: list[Holding] = []
-    for trade in extra_trades:
-        holding = holding_for(trade.instrument, trade.quantity, trade.price)
+    for trade, instrument in zip(extra_trades, traded, strict=True):
+        holding = holding_for(instrument, trade.quantity, trade.price)
         if holding is not None:
             extra.append(holding)
             kept_instruments.setdefault(holding.key, trade.instrument)
 
-    market = _market_data(
-        drivers, closes, fx, base, currencies={h.currency for h in [*holdings, *extra]} - {base}, end=end
-    )
+    currencies = {h.currency for h in [*holdings, *extra]} - {base}
+    market = _market_data(drivers, loaded.closes, fx, pairs={(c, base) for c in currencies}, end=end)
     return PortfolioInputs(
         portfolio_id=portfolio.pk,
         base_currency=base,
         as_of=as_of,
-        point_in_time=point_in_time,
+        point_in_time=loaded.point_in_time,
         holdings=holdings,
         market=market,
         benchmark=benchmark.symbol if benchmark is not None else None,
@@ -465,15 +600,17 @@ def _market_data(
     drivers: dict[int, Instrument],
     closes: dict[int, tuple[np.ndarray, np.ndarray]],
     fx: FxHistory,
-    base: str,
     *,
-    currencies: set[str],
+    pairs: set[tuple[str, str]],
     end: dt.date,
 ) -> MarketData:
-    """Pivot closes and FX series onto the union of their dates, NaN where a series has no value."""
+    """Pivot closes and the FX series of `pairs` (currency, base) onto the union of their dates, NaN where missing.
+
+    Driver columns come first in symbol order, then one "FX:<CCY>/<BASE>" column per pair in pair order.
+    """
     ordered = sorted(drivers.values(), key=lambda i: i.symbol)
     parts = [closes[i.pk][0] for i in ordered if i.pk in closes]
-    if currencies:
+    if pairs:
         parts.extend(d for d, _ in fx.pairs.values())
     dates = np.unique(np.concatenate(parts)) if parts else np.array([], dtype="datetime64[D]")
     symbols: list[str] = []
@@ -485,7 +622,7 @@ def _market_data(
             columns.append(_on_dates(d, c, dates))
         else:
             columns.append(np.full(len(dates), np.nan))
-    for currency in sorted(currencies):
+    for currency, base in sorted(pairs):
         series = fx.series(currency, base, dates)
         symbols.append(fx_symbol(currency, base))
         columns.append(series if series is not None else np.full(len(dates), np.nan))

@@ -17,14 +17,17 @@ import numpy as np
 from auditlog.context import set_actor
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Side
 from apps.portfolios.services import check_trade
 from apps.risk.engine import backtest as engine_backtest
+from apps.risk.engine import batch as engine_batch
 from apps.risk.engine import portfolio as engine_portfolio
 from apps.risk.engine import revalue as engine_revalue
+from apps.risk.engine import score as engine_score
 from apps.risk.engine import signals as engine_signals
 from apps.risk.engine import stress as engine_stress
 from apps.risk.engine.backtest import BacktestResult
@@ -35,6 +38,7 @@ from apps.risk.inputs import (
     PortfolioInputs,
     engine_config,
     portfolio_inputs,
+    portfolios_inputs,
     price_history,
 )
 from apps.risk.models import RiskConfig, RiskSnapshot, Severity, SnapshotKind, StressScenario, SymbolSignal
@@ -47,7 +51,12 @@ PRICE_PLACES = Decimal("0.00000001")
 SIGNAL_SHORT_WINDOW = 20
 SIGNAL_LONG_WINDOW = 250
 WHAT_IF_EXTERNAL_ID = "what-if"
+QUICK_CONFIG_KEY = "quick"  # set in the config of a quick pass's light snapshots
 
+WARN_QUICK = (
+    "Quick pass: historical VaR and ES only (no stats, attribution, Greeks or stress until the next full "
+    "recalculation); risk score {source}."
+)
 ERR_METHOD = "Unknown method {method}; use one of {methods}."
 ERR_CONFIDENCE = "Confidence must be a number strictly between 0.5 and 1."
 ERR_HORIZON = "Horizon must be a whole number of trading days between 1 and 250."
@@ -203,12 +212,23 @@ def risk_calculation(
     horizon_days: int | None = None,
     method: str | None = None,
     shocks_extra: list[StressShock] | None = None,
+    inputs: PortfolioInputs | None = None,
+    engine: EngineConfig | None = None,
+    shocks: list[StressShock] | None = None,
 ) -> Calculation:
-    """Build the inputs and run the engine; return the result with its inputs, settings and duration."""
-    stored = RiskConfig.get_solo()
-    config = _config_with(stored, confidence=confidence, horizon_days=horizon_days, method=method)
-    inputs = portfolio_inputs(portfolio=portfolio, as_of=as_of, config=stored)
-    shocks = [*_user_shocks(), *(shocks_extra or [])]
+    """Build the inputs and run the engine; return the result with its inputs, settings and duration.
+
+    A caller that computes many portfolios on one load (risk_recalculate_all) passes the portfolio's
+    `inputs`, the `engine` settings and the stored `shocks`; nothing is then read from the database.
+    """
+    if engine is None:
+        stored = RiskConfig.get_solo()
+        config = _config_with(stored, confidence=confidence, horizon_days=horizon_days, method=method)
+    else:
+        stored, config = None, engine
+    if inputs is None:
+        inputs = portfolio_inputs(portfolio=portfolio, as_of=as_of, config=stored)
+    shocks = [*(_user_shocks() if shocks is None else shocks), *(shocks_extra or [])]
     started = time.perf_counter()
     result = engine_portfolio.compute_portfolio_risk(
         holdings=inputs.holdings,
@@ -307,15 +327,195 @@ def risk_snapshot_create(
     return snapshot
 
 
-def risk_recalculate_all(*, kind: str = SnapshotKind.SCHEDULED) -> list[int]:
-    """Snapshot every active portfolio; a portfolio that fails is logged and the others still run."""
-    ids: list[int] = []
-    for portfolio in Portfolio.objects.filter(is_active=True).select_related("benchmark").order_by("code"):
+def risk_recalculate_all(*, kind: str = SnapshotKind.SCHEDULED, quick: bool = False) -> list[int]:
+    """Snapshot every active portfolio from one load of market data; return the new snapshot ids.
+
+    Inputs of all portfolios come from one read (inputs.portfolios_inputs) and their historical VaR and ES
+    from one batch pass (engine.batch.compute_batch_historical). A full pass (the default) then computes
+    each portfolio's full figure set with compute_portfolio_risk on those shared inputs, as
+    risk_snapshot_create would, and logs a warning if the batch's headline disagrees with it. A quick
+    pass stores light snapshots instead (quick_snapshot_fields). Snapshots are written with one bulk insert in
+    one transaction at the end. A portfolio that fails is logged and the others still run.
+    """
+    portfolios = list(Portfolio.objects.filter(is_active=True).select_related("benchmark").order_by("code"))
+    stored = RiskConfig.get_solo()
+    config = engine_config(stored)
+    failures: dict[int, Exception] = {}
+    inputs, market = portfolios_inputs(portfolios=portfolios, config=stored, failures=failures)
+    by_id = {p.pk: p for p in portfolios}
+    for pk, exc in failures.items():
+        logger.error("Risk recalculation of %s failed", by_id[pk].code, exc_info=exc)
+    started = time.perf_counter()
+    batch, batched = _batch_historical(market=market, config=config, inputs=inputs, by_id=by_id)
+    batch_ms = (time.perf_counter() - started) * 1000.0 / max(len(batched), 1)
+    column = {item.portfolio_id: k for k, item in enumerate(batched)}
+
+    snapshots: list[RiskSnapshot] = []
+    if quick:
+        scores = _latest_full_scores(list(column))
+        for k, item in enumerate(batched):
+            portfolio = by_id[item.portfolio_id]
+            try:
+                fields = quick_snapshot_fields(
+                    inputs=item, batch=batch, k=k, config=config, score=scores.get(portfolio.pk), duration_ms=batch_ms
+                )
+                snapshots.append(RiskSnapshot(portfolio=portfolio, kind=kind, **fields))
+            except Exception:
+                logger.exception("Risk recalculation of %s failed", portfolio.code)
+    else:
+        shocks = _user_shocks()
+        for item in inputs:  # a portfolio the batch pass failed on still gets its full calculation
+            portfolio = by_id[item.portfolio_id]
+            try:
+                calculation = risk_calculation(portfolio=portfolio, inputs=item, engine=config, shocks=shocks)
+                if item.portfolio_id in column:
+                    _check_batch(calculation, batch, column[item.portfolio_id], portfolio.code)
+                snapshots.append(RiskSnapshot(portfolio=portfolio, kind=kind, **snapshot_fields(calculation)))
+            except Exception:
+                logger.exception("Risk recalculation of %s failed", portfolio.code)
+    with transaction.atomic():
+        RiskSnapshot.objects.bulk_create(snapshots)
+    return [s.pk for s in snapshots]
+
+
+def _batch_historical(
+    *, market, config: EngineConfig, inputs: list[PortfolioInputs], by_id: dict[int, Portfolio]
+) -> tuple[engine_batch.BatchHistorical, list[PortfolioInputs]]:
+    """Run the batch pass over all portfolios; return its figures and the inputs they are of, in column order.
+
+    If the pass fails, it is run portfolio by portfolio and the failures are logged and left out; a
+    portfolio's figures do not depend on the others in the pass, so the results are the same. The horizons
+    are the configured one and, when that is not 1, one day (the risk score's VaR utilisation).
+    """
+    horizons = tuple(dict.fromkeys((config.horizon_days, 1)))
+
+    def run(items: list[PortfolioInputs]) -> engine_batch.BatchHistorical:
+        return engine_batch.compute_batch_historical(
+            market=market,
+            config=config,
+            portfolios=[i.holdings for i in items],
+            calendars=[i.market.dates for i in items],
+            horizons=horizons,
+        )
+
+    try:
+        return run(inputs), inputs
+    except Exception:
+        logger.exception("Batch risk pass failed; running it portfolio by portfolio")
+    kept: list[PortfolioInputs] = []
+    parts: list[engine_batch.BatchHistorical] = []
+    for item in inputs:
         try:
-            ids.append(risk_snapshot_create(portfolio=portfolio, kind=kind).pk)
+            parts.append(run([item]))
+            kept.append(item)
         except Exception:
-            logger.exception("Risk recalculation of %s failed", portfolio.code)
-    return ids
+            logger.exception("Risk recalculation of %s failed", by_id[item.portfolio_id].code)
+    if not parts:
+        return run([]), []
+    merged = dataclasses.replace(
+        parts[0],
+        **{
+            name: np.concatenate([getattr(p, name) for p in parts], axis=-1)
+            for name in ("market_value", "gross_exposure", "var", "es", "scenario_days")
+        },
+    )
+    return merged, kept
+
+
+def _check_batch(calculation: Calculation, batch: engine_batch.BatchHistorical, k: int, code: str) -> None:
+    """Log a warning when the batch's headline VaR differs from the full calculation's (they must agree)."""
+    headline = headline_figure(calculation.result, calculation.config)
+    if headline is None or headline.method != HEADLINE_METHOD:
+        return
+    j = next((j for j, c in enumerate(batch.confidence_levels) if math.isclose(c, headline.confidence)), None)
+    if j is None or headline.horizon_days not in batch.horizons:
+        return
+    fast = float(batch.var[batch.horizons.index(headline.horizon_days), j, k])
+    if not math.isclose(fast, headline.var, rel_tol=1e-9, abs_tol=1e-6):
+        logger.warning("Batch VaR of %s is %s, full calculation %s", code, fast, headline.var)
+
+
+def _latest_full_scores(portfolio_ids: list[int]) -> dict[int, tuple[float, str, dt.datetime]]:
+    """Return portfolio id -> (risk score, severity, as_of) of its latest snapshot that is not a quick one."""
+    full = RiskSnapshot.objects.exclude(config__has_key=QUICK_CONFIG_KEY)
+    latest = full.filter(portfolio=OuterRef("pk")).order_by("-as_of", "-id").values("id")[:1]
+    ids = (
+        Portfolio.objects.filter(pk__in=portfolio_ids)
+        .annotate(latest=Subquery(latest))
+        .values_list("latest", flat=True)
+    )
+    rows = RiskSnapshot.objects.filter(pk__in=[i for i in ids if i is not None]).values_list(
+        "portfolio_id", "risk_score", "severity", "as_of"
+    )
+    return {pk: (score, severity, as_of) for pk, score, severity, as_of in rows}
+
+
+def quick_snapshot_fields(
+    *,
+    inputs: PortfolioInputs,
+    batch: engine_batch.BatchHistorical,
+    k: int,
+    config: EngineConfig,
+    score: tuple[float, str, dt.datetime] | None,
+    duration_ms: float,
+) -> dict:
+    """Return the RiskSnapshot column values of a light snapshot: the batch's headline figures only.
+
+    `figures` holds the historical VaR and ES at every level and horizon of the batch; stats, attribution,
+    Greeks and stress are left empty. The risk score and severity are copied from the portfolio's latest
+    full snapshot (`score`) when there is one, else computed from the VaR-utilisation feature alone
+    (1-day historical VaR at the first level over the configured share of gross exposure, weight 1), which
+    reads lower than the full score whenever the other features would add to it. `config["quick"]` and a
+    warning mark the snapshot, and `config["score_source"]` says where the score came from. `duration_ms`
+    is the batch pass's time divided by the number of portfolios in it.
+    """
+    level = config.confidence_levels[0]
+    h = batch.horizons.index(config.horizon_days)
+    var_value, es_value = float(batch.var[h, 0, k]), float(batch.es[h, 0, k])
+    net, gross = float(batch.market_value[k]), float(batch.gross_exposure[k])
+    if score is not None:
+        risk_score, severity, score_as_of = score
+        features: dict = {}
+        source = f"copied from the full snapshot as of {score_as_of:%Y-%m-%d %H:%M} UTC"
+    else:
+        var_1d = float(batch.var[batch.horizons.index(1), 0, k])
+        feature = engine_score.var_utilisation_feature(
+            var=var_1d, market_value=engine_revalue.value_base(net, gross), limit_fraction=config.var_limit_fraction
+        )
+        result = engine_score.risk_score(
+            features={"var_utilisation": feature},
+            weights={"var_utilisation": 1.0},
+            low=config.score_low,
+            medium=config.score_medium,
+            high=config.score_high,
+        )
+        risk_score, severity, features = result.score, result.severity, json_clean(result.features)
+        source = "from VaR utilisation alone (no full snapshot yet)"
+    return {
+        "as_of": inputs.as_of,
+        "inputs_as_of": inputs.inputs_as_of,
+        "duration_ms": round(duration_ms, 3),
+        "base_currency": inputs.base_currency,
+        "market_value": _money(net),
+        "gross_exposure": _money(gross),
+        "confidence": level,
+        "horizon_days": config.horizon_days,
+        "var": _money(max(var_value, 0.0)),
+        "es": _money(max(es_value, 0.0)),
+        "risk_score": min(max(_finite(risk_score) or 0.0, 0.0), 1.0),
+        "severity": severity if severity in Severity.values else Severity.NONE,
+        "figures": json_clean(batch.figures(k)),
+        "score_features": features,
+        "warnings": [*inputs.warnings, WARN_QUICK.format(source=source)],
+        "config": {
+            **json_clean(config),
+            QUICK_CONFIG_KEY: True,
+            "score_source": source,
+            "point_in_time": inputs.point_in_time,
+            "benchmark": inputs.benchmark,
+        },
+        "stale_inputs": inputs.stale,
+    }
 
 
 # ------------------------------------------------------------------------------ symbol signals
