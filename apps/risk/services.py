@@ -162,7 +162,12 @@ class Calculation:
 
 
 def _config_with(
-    config: RiskConfig, *, confidence: float | None, horizon_days: int | None, method: str | None
+    config: RiskConfig,
+    *,
+    confidence: float | None,
+    horizon_days: int | None,
+    method: str | None,
+    only_requested: bool = False,
 ) -> EngineConfig:
     base = engine_config(config)
     overrides: dict = {}
@@ -179,6 +184,13 @@ def _config_with(
         if method not in base.methods:
             raise ValidationError({"method": ERR_METHOD.format(method=method, methods=", ".join(base.methods))})
         overrides["methods"] = (method, *(m for m in base.methods if m != method))
+    if only_requested:
+        # One figure asked for (the calculate API): compute that method and level, and no stress tests.
+        if method is not None:
+            overrides["methods"] = (method,)
+        if confidence is not None:
+            overrides["confidence_levels"] = (float(confidence),)
+        overrides["include_stress"] = False
     return dataclasses.replace(base, **overrides)
 
 
@@ -215,19 +227,25 @@ def risk_calculation(
     inputs: PortfolioInputs | None = None,
     engine: EngineConfig | None = None,
     shocks: list[StressShock] | None = None,
+    only_requested: bool = False,
 ) -> Calculation:
     """Build the inputs and run the engine; return the result with its inputs, settings and duration.
 
     A caller that computes many portfolios on one load (risk_recalculate_all) passes the portfolio's
     `inputs`, the `engine` settings and the stored `shocks`; nothing is then read from the database.
+    `only_requested` computes just the given method and confidence level, without stress tests.
     """
     if engine is None:
         stored = RiskConfig.get_solo()
-        config = _config_with(stored, confidence=confidence, horizon_days=horizon_days, method=method)
+        config = _config_with(
+            stored, confidence=confidence, horizon_days=horizon_days, method=method, only_requested=only_requested
+        )
     else:
         stored, config = None, engine
     if inputs is None:
         inputs = portfolio_inputs(portfolio=portfolio, as_of=as_of, config=stored)
+    if not config.include_stress:
+        shocks = []
     shocks = [*(_user_shocks() if shocks is None else shocks), *(shocks_extra or [])]
     started = time.perf_counter()
     result = engine_portfolio.compute_portfolio_risk(

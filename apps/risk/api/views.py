@@ -158,6 +158,7 @@ class CalculateView(RiskApiView):
                 confidence=fields.get("confidence_level"),
                 horizon_days=fields.get("horizon"),
                 method=fields["method"],
+                only_requested=True,
             )
         answer = calculation_answer(portfolio=portfolio, calculation=calculation, data=fields)
         body = CalculateResponseSerializer(answer).data

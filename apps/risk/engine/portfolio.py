@@ -220,7 +220,8 @@ def compute_portfolio_risk(
         warnings.append(WARN_NO_SCENARIOS)
     has_scenarios = hist_pnl.shape[0] > 0
     hist_total = hist_pnl.sum(axis=1)
-    cov = returns.ewma_covariance(daily, lam=config.ewma_lambda) if has_scenarios else np.zeros((0, 0))
+    needs_cov = has_scenarios and not {"parametric", "monte_carlo"}.isdisjoint(config.methods)
+    cov = returns.ewma_covariance(daily, lam=config.ewma_lambda) if needs_cov else np.zeros((0, 0))
     exposures = revalue.exposures(book)
     mc_total = None
     if has_scenarios and "monte_carlo" in config.methods and np.isfinite(cov).all():
@@ -303,9 +304,11 @@ def compute_portfolio_risk(
 
     # 7. Greeks, stress, score.
     greek_rows = greeks.portfolio_greeks(filled)
-    all_shocks = list(stress.BUILTIN_SHOCKS) + list(shocks or [])
-    stress_results = stress.stress_test(filled, all_shocks)
-    stress_results += stress.historical_stress(filled, market, windows=HISTORICAL_WINDOWS, history=fh)
+    stress_results = []
+    if config.include_stress:
+        all_shocks = list(stress.BUILTIN_SHOCKS) + list(shocks or [])
+        stress_results = stress.stress_test(filled, all_shocks)
+        stress_results += stress.historical_stress(filled, market, windows=HISTORICAL_WINDOWS, history=fh)
 
     var_1d = 0.0
     if has_scenarios:

@@ -92,6 +92,7 @@ class EngineConfig:
     score_medium: float = 0.5
     score_high: float = 0.8
     methods: tuple[str, ...] = ("historical", "parametric", "cornish_fisher", "monte_carlo")
+    include_stress: bool = True  # False: skip the hypothetical and historical stress tests (a quick figure)
 
 
 @dataclass(frozen=True)
