@@ -28,6 +28,7 @@ from apps.market.demo import (
     last_business_day_before,
     simulate_market,
 )
+from apps.market.history import price_history_changed
 from apps.market.models import FxRate, Instrument, PriceBar, Quote
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeSource
 from apps.portfolios.services import trade_book
@@ -661,6 +662,7 @@ def _bars_create(market: SimulatedMarket, instruments: dict[str, Instrument], re
                 )
             )
     PriceBar.objects.bulk_create(bars, batch_size=BATCH_SIZE)
+    price_history_changed()
     result.created["price bars"] = len(bars)
 
 

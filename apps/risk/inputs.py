@@ -12,18 +12,16 @@ Everything is read set-based: one query per table, closes pivoted into numpy, wh
 
 import dataclasses
 import datetime as dt
-import gc
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
-from django.db import connection
-from django.db.models import CharField, FloatField, Max, OuterRef, Subquery
-from django.db.models.functions import Cast
+from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
+from apps.market.history import close_history
 from apps.market.models import AssetClass, FxRate, Instrument, PriceBar, Quote
 from apps.market.selectors import PIVOT_CURRENCY
 from apps.portfolios.models import Portfolio, Position, Side, Trade
@@ -162,46 +160,8 @@ def _history_start(end: dt.date, days: int) -> dt.date:
 
 
 def _closes(instrument_ids: Iterable[int], start: dt.date, end: dt.date) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Return instrument id -> (dates datetime64[D], closes float64) between start and end, oldest first.
-
-    The rows go straight from the cursor into numpy, closes cast to float and dates to ISO text by the
-    database: through the ORM's per-value converters (Decimal, date objects) a 50-instrument history took
-    most of a calculation.
-    """
-    ids_wanted = list(instrument_ids)
-    if not ids_wanted:
-        return {}
-    query = (
-        PriceBar.objects.filter(instrument_id__in=ids_wanted, date__gte=start, date__lte=end)
-        .order_by("instrument_id", "date")
-        .annotate(close_float=Cast("close", FloatField()), date_text=Cast("date", CharField()))
-        .values_list("instrument_id", "date_text", "close_float")
-    )
-    sql, params = query.query.sql_with_params()
-    # Tens of thousands of short-lived row tuples would set off full garbage collections mid-request.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        if not rows:
-            return {}
-        id_column, date_column, close_column = zip(*rows, strict=True)
-        del rows
-        ids = np.array(id_column, dtype=np.int64)
-        dates = np.array(date_column, dtype="datetime64[D]")
-        closes = np.array(close_column, dtype=np.float64)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    bounds = np.flatnonzero(np.diff(ids)) + 1
-    out = {}
-    for chunk_ids, chunk_dates, chunk_closes in zip(
-        np.split(ids, bounds), np.split(dates, bounds), np.split(closes, bounds), strict=True
-    ):
-        out[int(chunk_ids[0])] = (chunk_dates, chunk_closes)
-    return out
+    """Return instrument id -> (dates datetime64[D], closes float64) between start and end, oldest first."""
+    return close_history(instrument_ids=instrument_ids, start=start, end=end)
 
 
 def _last_closes(instrument_ids: list[int], on_or_before: dt.date) -> dict[int, tuple[Decimal, dt.date]]:

@@ -15,6 +15,7 @@ from typing import BinaryIO
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.market.history import price_history_changed
 from apps.market.models import Instrument, PriceBar, Quote
 from apps.portfolios.imports import errors as E
 from apps.portfolios.imports.common import CellReader
@@ -188,6 +189,7 @@ def _upsert(bars: list[Bar], columns: list[str]) -> None:
     with connection.cursor() as cursor:
         for start in range(0, len(params), WRITE_BATCH):
             cursor.executemany(sql, params[start : start + WRITE_BATCH])
+    price_history_changed()
 
 
 def _quotes_update(last: dict[int, tuple[dt.date, Decimal]]) -> int:
