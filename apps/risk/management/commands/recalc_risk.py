@@ -59,7 +59,7 @@ class Command(BaseCommand):
             raise CommandError(ERR_QUICK)
         kind = SnapshotKind.POINT_IN_TIME if as_of else SnapshotKind.ON_DEMAND
         header = (
-            f"{'portfolio':<14} {'ccy':<3} {'market value':>18} {'VaR':>15} {'ES':>15} {'VaR/MV':>7} "
+            f"{'portfolio':<14} {'ccy':<3} {'market value':>18} {'VaR':>15} {'ES':>15} {'VaR/gross':>9} "
             f"{'score':>5} {'severity':<8} {'ms':>8}"
         )
         self.stdout.write(header)
@@ -90,10 +90,10 @@ class Command(BaseCommand):
             raise CommandError(f"Failed: {', '.join(failed)}.")
 
     def write_row(self, code: str, s: RiskSnapshot) -> None:
-        share = f"{float(s.var) / abs(float(s.market_value)):.2%}" if s.market_value else "n/a"
+        share = f"{float(s.var) / float(s.gross_exposure):.2%}" if s.gross_exposure else "n/a"
         self.stdout.write(
             f"{code:<14} {s.base_currency:<3} {s.market_value:>18,.0f} {s.var:>15,.0f} "
-            f"{s.es:>15,.0f} {share:>7} {s.risk_score:>5.2f} {s.severity:<8} {s.duration_ms:>8.1f}"
+            f"{s.es:>15,.0f} {share:>9} {s.risk_score:>5.2f} {s.severity:<8} {s.duration_ms:>8.1f}"
         )
         for warning in s.warnings:
             self.stdout.write(f"    ! {warning}")
