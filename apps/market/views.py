@@ -11,6 +11,7 @@ from django.utils.cache import patch_vary_headers
 from apps.market.models import AssetClass, Instrument, PriceBar, Quote
 from apps.market.selectors import instrument_list, latest_prices
 from apps.portfolios.selectors import instrument_holders
+from riskradar.pages import parse_sort, partial_wanted
 
 PAGE_SIZE = 25
 MAX_SEARCH = 100
@@ -29,20 +30,6 @@ RANGES = {"3M": 91, "6M": 182, "1Y": 365, "3Y": 3 * 365, "All": None}
 DEFAULT_RANGE = "1Y"
 
 
-def _parse_sort(value: str, allowed: dict[str, str], default: str) -> tuple[str, str]:
-    """Return the sort key to show ("-name") and the field to order by ("-name"), limited to `allowed`."""
-    key = value.removeprefix("-")
-    if key not in allowed:
-        return default, allowed[default]
-    descending = value.startswith("-")
-    return value, f"-{allowed[key]}" if descending else allowed[key]
-
-
-def _partial_wanted(request: HttpRequest) -> bool:
-    # A history restore after a cache miss needs the whole page, not the fragment.
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
 @login_required
 @permission_required("market.view_instrument", raise_exception=True)
 def instrument_list_page(request: HttpRequest) -> HttpResponse:
@@ -52,7 +39,7 @@ def instrument_list_page(request: HttpRequest) -> HttpResponse:
     if asset_class not in AssetClass.values:
         asset_class = ""
     exchange = request.GET.get("exchange", "").strip()[:32]
-    sort, order_field = _parse_sort(request.GET.get("sort", ""), LIST_SORTS, DEFAULT_SORT)
+    sort, order_field = parse_sort(request.GET.get("sort", ""), LIST_SORTS, DEFAULT_SORT)
     instruments = instrument_list(search=search, asset_class=asset_class)
     if exchange:
         instruments = instruments.filter(exchange=exchange)
@@ -68,7 +55,7 @@ def instrument_list_page(request: HttpRequest) -> HttpResponse:
         "sort": sort,
         "filtered": bool(search or asset_class or exchange),
     }
-    if _partial_wanted(request):
+    if partial_wanted(request):
         response = render(request, "market/_instrument_table.html", context)
     else:
         context["asset_classes"] = AssetClass.choices
@@ -130,7 +117,7 @@ def instrument_detail_page(request: HttpRequest, symbol: str) -> HttpResponse:
         "range_key": range_key,
         "history": _price_history(instrument, range_key),
     }
-    if _partial_wanted(request):
+    if partial_wanted(request):
         response = render(request, "market/_price_history.html", context)
     else:
         bars = _recent_bars(instrument)

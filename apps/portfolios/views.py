@@ -12,6 +12,7 @@ from apps.portfolios.selectors import (
     portfolio_recent_trades,
     portfolio_valuation,
 )
+from riskradar.pages import parse_sort, partial_wanted
 
 PAGE_SIZE = 25
 MAX_SEARCH = 100
@@ -27,26 +28,12 @@ LIST_SORTS = {
 DEFAULT_SORT = "code"
 
 
-def _parse_sort(value: str, allowed: dict[str, str], default: str) -> tuple[str, str]:
-    """Return the sort key to show ("-name") and the field to order by ("-name"), limited to `allowed`."""
-    key = value.removeprefix("-")
-    if key not in allowed:
-        return default, allowed[default]
-    descending = value.startswith("-")
-    return value, f"-{allowed[key]}" if descending else allowed[key]
-
-
-def _partial_wanted(request: HttpRequest) -> bool:
-    # A history restore after a cache miss needs the whole page, not the fragment.
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
 @login_required
 @permission_required("portfolios.view_portfolio", raise_exception=True)
 def portfolio_list_page(request: HttpRequest) -> HttpResponse:
     """List portfolios with search, sorting, pagination and market values; the table alone for htmx."""
     search = request.GET.get("q", "").strip()[:MAX_SEARCH]
-    sort, order_field = _parse_sort(request.GET.get("sort", ""), LIST_SORTS, DEFAULT_SORT)
+    sort, order_field = parse_sort(request.GET.get("sort", ""), LIST_SORTS, DEFAULT_SORT)
     portfolios = portfolio_list(search=search).order_by(order_field, "pk")
     page = Paginator(portfolios, PAGE_SIZE).get_page(request.GET.get("page"))
     totals = portfolio_market_values(portfolios=list(page.object_list))
@@ -57,7 +44,7 @@ def portfolio_list_page(request: HttpRequest) -> HttpResponse:
         "search": search,
         "sort": sort,
     }
-    template = "portfolios/_table.html" if _partial_wanted(request) else "portfolios/list.html"
+    template = "portfolios/_table.html" if partial_wanted(request) else "portfolios/list.html"
     response = render(request, template, context)
     # The same URL answers with a fragment or a page; caches must keep them apart.
     patch_vary_headers(response, ["HX-Request"])
@@ -76,7 +63,7 @@ def portfolio_detail_page(request: HttpRequest, code: str) -> HttpResponse:
         "unvalued": [v for v in valuation.positions if v.problems],
         "valued_at": timezone.now(),
     }
-    if _partial_wanted(request):
+    if partial_wanted(request):
         response = render(request, "portfolios/_positions.html", context)
     else:
         context["trades"] = portfolio_recent_trades(portfolio=portfolio, limit=RECENT_TRADES)

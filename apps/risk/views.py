@@ -26,6 +26,7 @@ from apps.risk.api.views import backtest_answer
 from apps.risk.forms import BacktestForm, StressScenarioForm, WhatIfForm
 from apps.risk.ladder import Ladder, risk_ladder
 from apps.risk.models import RiskConfig, RiskSnapshot, SnapshotKind, StressScenario
+from riskradar.pages import partial_wanted
 
 READ = "risk.view_risksnapshot"
 CALCULATE = "risk.add_risksnapshot"
@@ -51,11 +52,6 @@ OVERVIEW_SORTS = {
 }
 DEFAULT_SORT = "-score"
 HEAT_LEVELS = 5  # shades of green (gain) and red (loss) in the ladder, by |P&L| over the grid's largest
-
-
-def _partial_wanted(request: HttpRequest) -> bool:
-    # A history restore after a cache miss needs the whole page, not the fragment.
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _error_text(exc: ValidationError) -> str:
@@ -99,7 +95,7 @@ def risk_overview_page(request: HttpRequest) -> HttpResponse:
         "sort": sort,
         "can_calculate": request.user.has_perm(CALCULATE),
     }
-    if _partial_wanted(request) and request.htmx.target == "risk-overview-table":
+    if partial_wanted(request) and request.htmx.target == "risk-overview-table":
         response = render(request, "risk/_overview_table.html", context)
     else:
         context["stats"] = selectors.risk_stats()

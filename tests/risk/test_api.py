@@ -216,6 +216,16 @@ def test_a_config_change_applies_to_the_next_calculation(desk, admin, viewer):
     assert (data["confidence_level"], data["horizon_days"]) == (0.9, 5)
 
 
+def test_monte_carlo_distribution_and_var_limit_are_configurable(desk, admin):
+    body = {"mc_distribution": "t", "mc_t_dof": 4, "var_limit_fraction": 0.02}
+    response = admin.put("/api/v1/config", body, format="json")
+    assert response.status_code == 200, response.content
+    config = RiskConfig.get_solo()
+    assert (config.mc_distribution, config.mc_t_dof, config.var_limit_fraction) == ("t", 4, 0.02)
+    bad = admin.put("/api/v1/config", {"mc_distribution": "cauchy"}, format="json")
+    assert bad.status_code == 400 and "mc_distribution" in bad.json()
+
+
 # ------------------------------------------------------------------------------ config
 def test_every_role_reads_the_config(viewer):
     data = viewer.get("/api/v1/config").json()
@@ -253,7 +263,7 @@ def test_a_snapshot_has_every_figure(snapshot, viewer):
     assert {c["key"] for c in data["contributions"]} == {"RELI", "AAPL", "NIFTYC24000", "NIFTYFUT", "GSEC"}
     assert any(g["underlying"] == "NIFTY" for g in data["greeks"])
     assert data["stress"] and data["score_features"]
-    assert data["var_fraction"] == pytest.approx(float(snapshot.var / snapshot.market_value))
+    assert data["var_fraction"] == pytest.approx(float(snapshot.var / snapshot.gross_exposure))
     assert viewer.get(f"/api/v1/risk/{snapshot.pk + 1000}").status_code == 404
 
 

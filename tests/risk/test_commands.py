@@ -29,7 +29,18 @@ def test_recalc_risk_prints_a_table_and_stores_snapshots(desk):
     PortfolioFactory(code="EMPTY")
     output = run("recalc_risk", "--all")
     lines = output.splitlines()
-    assert lines[0].split() == ["portfolio", "ccy", "market", "value", "VaR", "ES", "VaR/gross", "score", "severity", "ms"]
+    assert lines[0].split() == [
+        "portfolio",
+        "ccy",
+        "market",
+        "value",
+        "VaR",
+        "ES",
+        "VaR/gross",
+        "score",
+        "severity",
+        "ms",
+    ]
     assert any(line.startswith("DESK") for line in lines) and any(line.startswith("EMPTY") for line in lines)
     assert RiskSnapshot.objects.filter(kind=SnapshotKind.ON_DEMAND).count() == 2
 

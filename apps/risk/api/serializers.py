@@ -212,7 +212,9 @@ class SnapshotSerializer(ApiModelSerializer):
     portfolio_id = serializers.IntegerField(read_only=True)
     portfolio_code = serializers.CharField(source="portfolio.code", read_only=True)
     portfolio_name = serializers.CharField(source="portfolio.name", read_only=True)
-    var_fraction = serializers.SerializerMethodField(help_text="VaR over market value (null when it is zero).")
+    var_fraction = serializers.SerializerMethodField(
+        help_text="VaR over gross exposure, like every relative figure (null when there is no exposure)."
+    )
 
     class Meta:
         model = RiskSnapshot
@@ -247,9 +249,9 @@ class SnapshotSerializer(ApiModelSerializer):
         read_only_fields = fields
 
     def get_var_fraction(self, snapshot: RiskSnapshot) -> float | None:
-        if not snapshot.market_value:
+        if not snapshot.gross_exposure:
             return None
-        return float(snapshot.var / abs(snapshot.market_value))
+        return float(snapshot.var / snapshot.gross_exposure)
 
 
 class SnapshotDetailSerializer(SnapshotSerializer):
@@ -611,8 +613,11 @@ class RiskConfigSerializer(ApiModelSerializer):
             "horizon_days",
             "lookback_days",
             "mc_paths",
+            "mc_distribution",
+            "mc_t_dof",
             "ewma_lambda",
             "risk_free_rate",
+            "var_limit_fraction",
             "score_low",
             "score_medium",
             "score_high",
