@@ -27,13 +27,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements/dev.txt
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## run: install, migrate, seed the demo on an empty database, then start redis (unless REDIS_URL), web and worker
+## run: install, migrate, seed the demo on an empty database, then start redis (unless REDIS_URL), web, worker and feed
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --no-input -v 0
 	$(PY) manage.py collectstatic --no-input -v 0
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py run_banner
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(if $(REDIS_URL),web worker,)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(if $(REDIS_URL),web worker feed,)
 
 ## test: the whole suite (SQLite and in-memory channel layer unless DATABASE_URL / REDIS_URL are set)
 test: $(VENV)/.installed-dev

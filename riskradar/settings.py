@@ -4,6 +4,7 @@ With nothing configured RiskRadar runs on embedded defaults: a SQLite file and a
 socket, both under var/. DATABASE_URL and REDIS_URL switch it to real services.
 """
 
+import datetime as dt
 import secrets
 from pathlib import Path
 
@@ -218,6 +219,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# ------------------------------------------------------------------------------ market feed
+# The demo feed ticks round the clock by default, so a demo shows movement at any hour; set
+# FEED_ALWAYS_OPEN=false to tick each instrument only while its exchange is open.
+FEED_ALWAYS_OPEN = env.bool("FEED_ALWAYS_OPEN", default=True)
+FEED_MAX_WATCHED = env.int("FEED_MAX_WATCHED", default=20)
+FEED_SEED = env.int("FEED_SEED", default=2024)
+TICK_MAX_BATCH = env.int("TICK_MAX_BATCH", default=5000)
+TICK_MAX_AGE = dt.timedelta(seconds=env.int("TICK_MAX_AGE_SECONDS", default=24 * 3600))
 
 # ------------------------------------------------------------------------------ audit
 AUDITLOG_INCLUDE_ALL_MODELS = False

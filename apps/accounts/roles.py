@@ -15,6 +15,8 @@ READABLE = [
     ("market", "pricebar"),
     ("market", "quote"),
     ("market", "fxrate"),
+    ("market", "tick"),
+    ("market", "feedstate"),
     ("portfolios", "portfolio"),
     ("portfolios", "position"),
     ("portfolios", "trade"),
@@ -32,7 +34,8 @@ ANALYST_EXTRA = [
     ("risk", "change_stressscenario"),
 ]
 
-# Admins get every permission of these apps, plus user administration and the audit trail.
+# Admins get every permission of these apps, plus user administration and the audit trail. That includes
+# market.push_ticks, the tick API's permission: an external feed pushes with an Admin service account's token.
 ADMIN_APPS = ["market", "portfolios", "risk", "alerts", "audit", "accounts"]
 ADMIN_EXTRA = [
     ("auth", "view_group"),

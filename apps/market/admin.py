@@ -1,6 +1,7 @@
 from django.contrib import admin
+from solo.admin import SingletonModelAdmin
 
-from apps.market.models import FxRate, Instrument, PriceBar, Quote
+from apps.market.models import FeedState, FxRate, Instrument, PriceBar, Quote, Tick
 
 
 class DerivativeInline(admin.TabularInline):
@@ -68,3 +69,26 @@ class FxRateAdmin(admin.ModelAdmin):
     list_filter = ["base_currency", "quote_currency", "source"]
     search_fields = ["base_currency", "quote_currency"]
     date_hierarchy = "date"
+
+
+@admin.register(Tick)
+class TickAdmin(admin.ModelAdmin):
+    """Ticks come from the feeds; they are shown, never typed in or edited."""
+
+    list_display = ["instrument", "ts", "price", "source", "received_at"]
+    list_filter = ["source", "instrument__asset_class"]
+    search_fields = ["instrument__symbol"]
+    date_hierarchy = "ts"
+    list_select_related = ["instrument"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(FeedState)
+class FeedStateAdmin(SingletonModelAdmin):
+    filter_horizontal = ["watched"]
+    readonly_fields = ["heartbeat_at"]

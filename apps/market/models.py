@@ -5,6 +5,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from solo.models import SingletonModel
 
 currency_validator = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as INR or USD.")
 symbol_validator = RegexValidator(
@@ -172,3 +173,61 @@ class FxRate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.base_currency}/{self.quote_currency} {self.date} {self.rate}"
+
+
+class Tick(models.Model):
+    """One intraday price observation from a feed; (instrument, ts) is unique, so re-sending a tick is harmless."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="ticks")
+    ts = models.DateTimeField(help_text="When the price was observed at its source.")
+    price = models.DecimalField(**PRICE)
+    source = models.CharField(max_length=32, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["instrument", "-ts"]
+        permissions = [("push_ticks", "Can push ticks through the feed API")]
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "ts"], name="tick_unique_instrument_ts"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="tick_price_positive"),
+        ]
+        indexes = [models.Index(fields=["instrument", "-ts"], name="tick_instrument_ts_desc")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.price} @ {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class FeedKind(models.TextChoices):
+    DEMO = "demo", "Demo simulator"
+    REPLAY = "replay", "CSV replay"
+    EXTERNAL = "external", "External (tick API)"
+
+
+def default_always_open() -> bool:
+    from django.conf import settings
+
+    return settings.FEED_ALWAYS_OPEN
+
+
+class FeedState(SingletonModel):
+    """The one row saying which feed runs, what it watches and how often it ticks; read every feed round."""
+
+    active_feed = models.CharField(max_length=16, choices=FeedKind.choices, default=FeedKind.DEMO)
+    watched = models.ManyToManyField(
+        Instrument,
+        blank=True,
+        related_name="+",
+        help_text="Instruments the demo feed ticks (at most FEED_MAX_WATCHED); empty: a default list.",
+    )
+    tick_interval_seconds = models.FloatField(default=1.0, validators=[MinValueValidator(0.05)])
+    always_open = models.BooleanField(
+        default=default_always_open, help_text="Demo mode: tick every instrument at any hour, markets closed or not."
+    )
+    stale_after_seconds = models.PositiveIntegerField(default=120, validators=[MinValueValidator(1)])
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the feed process.")
+
+    class Meta:
+        verbose_name = "feed state"
+
+    def __str__(self) -> str:
+        return "Feed state"

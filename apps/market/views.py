@@ -1,15 +1,22 @@
 import datetime as dt
 from decimal import Decimal
 
+from django import forms
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
-from apps.market.models import AssetClass, Instrument, PriceBar, Quote
+from apps.market.feeds.hours import SHOWN_EXCHANGES, exchange_status
+from apps.market.models import AssetClass, FeedKind, Instrument, PriceBar, Quote
 from apps.market.selectors import instrument_list, latest_prices
+from apps.market.services import ERR_TOO_MANY_WATCHED, feed_state, feed_state_update, feed_status
 from apps.portfolios.selectors import instrument_holders
 from riskradar.pages import parse_sort, partial_wanted
 
@@ -135,5 +142,81 @@ def instrument_detail_page(request: HttpRequest, symbol: str) -> HttpResponse:
             holders=instrument_holders(instrument=instrument),
         )
         response = render(request, "market/instrument_detail.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# ------------------------------------------------------------------------------ data source
+
+
+class FeedStateForm(forms.Form):
+    """The feed settings an Admin may change on the data-source page."""
+
+    active_feed = forms.ChoiceField(choices=FeedKind.choices)
+    watched = forms.ModelMultipleChoiceField(
+        queryset=Instrument.objects.filter(is_active=True).order_by("symbol"),
+        required=False,
+        help_text="Empty: the default list of liquid names.",
+    )
+    tick_interval_seconds = forms.FloatField(min_value=0.05, max_value=3600, label="Tick interval (seconds)")
+    always_open = forms.BooleanField(required=False, label="Always open (demo: tick whatever the hour)")
+    stale_after_seconds = forms.IntegerField(min_value=1, max_value=7 * 24 * 3600, label="Stale after (seconds)")
+
+    def clean_watched(self):
+        watched = self.cleaned_data["watched"]
+        if len(watched) > settings.FEED_MAX_WATCHED:
+            raise ValidationError(ERR_TOO_MANY_WATCHED.format(limit=settings.FEED_MAX_WATCHED))
+        return watched
+
+
+def _feed_form_initial() -> dict:
+    state = feed_state()
+    return {
+        "active_feed": state.active_feed,
+        "watched": list(state.watched.all()),
+        "tick_interval_seconds": state.tick_interval_seconds,
+        "always_open": state.always_open,
+        "stale_after_seconds": state.stale_after_seconds,
+    }
+
+
+@login_required
+@permission_required("market.view_instrument", raise_exception=True)
+def data_source_page(request: HttpRequest) -> HttpResponse:
+    """Show the active feed, its heartbeat, each watched symbol's last tick and the exchanges; Admins edit it."""
+    can_edit = request.user.has_perm("market.change_feedstate")
+    form = None
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied
+        form = FeedStateForm(request.POST)
+        if form.is_valid():
+            feed_state_update(
+                watched=list(form.cleaned_data["watched"]),
+                tick_interval_seconds=form.cleaned_data["tick_interval_seconds"],
+                always_open=form.cleaned_data["always_open"],
+                stale_after_seconds=form.cleaned_data["stale_after_seconds"],
+                active_feed=form.cleaned_data["active_feed"],
+            )
+            messages.success(request, "Feed settings saved; the feed applies them at its next round.")
+            return redirect("market:data-source")
+    now = timezone.now()
+    status = feed_status(now=now)
+    watched_exchanges = sorted({row.instrument.exchange for row in status.rows if row.instrument.exchange})
+    exchanges = list(dict.fromkeys([*SHOWN_EXCHANGES, *watched_exchanges]))
+    context = {
+        "status": status,
+        "exchanges": exchange_status(now, exchanges),
+        "now": now,
+        "can_edit": can_edit,
+        "max_watched": settings.FEED_MAX_WATCHED,
+    }
+    if partial_wanted(request):
+        response = render(request, "market/_feed_status.html", context)
+    else:
+        if can_edit and form is None:
+            form = FeedStateForm(initial=_feed_form_initial())
+        context["form"] = form
+        response = render(request, "market/data_source.html", context, status=400 if form and form.errors else 200)
     patch_vary_headers(response, ["HX-Request"])
     return response

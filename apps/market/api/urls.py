@@ -1,3 +1,4 @@
+from apps.market.api import ticks
 from apps.market.api.views import FxRateViewSet, InstrumentViewSet, PriceBarViewSet, QuoteViewSet
 from riskradar.api import Router
 
@@ -7,4 +8,4 @@ router.register("prices", PriceBarViewSet, basename="api-pricebar")
 router.register("quotes", QuoteViewSet, basename="api-quote")
 router.register("fx-rates", FxRateViewSet, basename="api-fxrate")
 
-urlpatterns = router.urls
+urlpatterns = [*router.urls, *ticks.urlpatterns]

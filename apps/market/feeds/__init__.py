@@ -1,0 +1,1 @@
+"""Market data feeds: the demo simulator, CSV replay and exchange hours; all write through services.ticks_ingest."""
