@@ -6,6 +6,7 @@ deployment is wired.
 """
 
 import asyncio
+import datetime as dt
 import logging
 import tomllib
 import uuid
@@ -16,6 +17,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 from django.urls import path
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -27,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 CHANNEL_TIMEOUT_SECONDS = 2.0
 NO_WORKER = "no worker cluster is running"
+SCHEDULER_STALE = "the scheduler is behind: {count} schedule(s) overdue by more than {minutes} min"
+FAILED_WINDOW = dt.timedelta(hours=24)
+SCHEDULE_OVERDUE_MINUTES = 30
+SCHEDULE_OVERDUE = dt.timedelta(minutes=SCHEDULE_OVERDUE_MINUTES)
 
 
 def _failed(check: str, exc: BaseException) -> dict:
@@ -75,18 +81,36 @@ def check_channel_layer() -> dict:
 
 
 def check_worker() -> dict:
-    """Report the django-q2 clusters whose heartbeat is in the cache, and the tasks waiting in the queue."""
-    from django_q.models import OrmQ
+    """Report the worker clusters, queued and recently failed tasks, and schedules that are overdue.
+
+    The check fails when no cluster's heartbeat is in the cache, or when a schedule's next run is more
+    than SCHEDULE_OVERDUE in the past: twice the 15-minute interval of the risk schedules, so a
+    cluster that is up but whose scheduler has stopped is caught too. Failed tasks (django-q Failure
+    rows stopped in the last 24 hours) are reported but do not fail the check: a failed calculation
+    is the admin's to look at, not a reason for a load balancer to take this node out.
+    """
+    from django_q.models import Failure, OrmQ, Schedule
     from django_q.status import Stat
 
+    now = timezone.now()
     try:
         clusters = Stat.get_all()
         queued = OrmQ.objects.count()
+        failed = Failure.objects.filter(stopped__gte=now - FAILED_WINDOW).count()
+        overdue = Schedule.objects.exclude(repeats=0).filter(next_run__lt=now - SCHEDULE_OVERDUE).count()
     except Exception as exc:
         return _failed("worker", exc)
-    result = {"ok": bool(clusters), "clusters": len(clusters), "queued_tasks": queued}
+    result = {
+        "ok": bool(clusters) and not overdue,
+        "clusters": len(clusters),
+        "queued_tasks": queued,
+        "failed_last_24h": failed,
+        "overdue_schedules": overdue,
+    }
     if not clusters:
         return {**result, "detail": NO_WORKER}
+    if overdue:
+        return {**result, "detail": SCHEDULER_STALE.format(count=overdue, minutes=SCHEDULE_OVERDUE_MINUTES)}
     states = sorted({str(stat.status) for stat in clusters})
     return {**result, "detail": ", ".join(states)}
 
@@ -118,6 +142,12 @@ _CHECK = inline_serializer(
         "detail": serializers.CharField(),
         "clusters": serializers.IntegerField(required=False, help_text="Worker only."),
         "queued_tasks": serializers.IntegerField(required=False, help_text="Worker only."),
+        "failed_last_24h": serializers.IntegerField(
+            required=False, help_text="Worker only: tasks that failed in the last 24 hours."
+        ),
+        "overdue_schedules": serializers.IntegerField(
+            required=False, help_text="Worker only: schedules more than 30 minutes past their next run."
+        ),
     },
 )
 _REPORT = inline_serializer(

@@ -146,7 +146,9 @@ Q_CLUSTER = {
     "timeout": env.int("Q_TIMEOUT", default=300),
     "retry": env.int("Q_RETRY", default=360),  # longer than timeout, so a running task is not re-run
     "max_attempts": env.int("Q_MAX_ATTEMPTS", default=3),
-    "ack_failures": True,
+    # A failed task stays queued and runs again after "retry" seconds, up to "max_attempts" times; the
+    # failure is kept either way (admin: Failed tasks; /api/v1/health counts the last day's).
+    "ack_failures": False,
     "save_limit": 1000,
     "catch_up": False,
     "poll": 0.5,

@@ -1,13 +1,15 @@
 """GET /api/v1/health: the database, the channel layer and the worker, without authentication."""
 
 import asyncio
+import datetime as dt
+import uuid
 
 import pytest
 from django.core.cache import cache
 from django.db import OperationalError
 from django.utils import timezone
 from django_q.brokers import get_broker
-from django_q.models import OrmQ
+from django_q.models import OrmQ, Schedule, Task
 from django_q.signing import SignedPackage
 from django_q.status import Stat, Status
 from rest_framework.test import APIClient
@@ -26,11 +28,24 @@ def empty_cache():
 
 
 @pytest.fixture
-def running_worker():
-    """Publish a cluster heartbeat the way a running qcluster does."""
+def running_worker(db):
+    """Publish a cluster heartbeat the way a running qcluster does, and keep its schedules on time."""
     status = Status(pid=1234, cluster_id="test-cluster")
     status.status = "Idle"
     get_broker().set_stat(Stat.get_key("test-cluster"), SignedPackage.dumps(status, True), 30)
+    Schedule.objects.update(next_run=timezone.now() + dt.timedelta(minutes=15))
+
+
+def task_create(*, success: bool, stopped: dt.datetime) -> Task:
+    return Task.objects.create(
+        id=uuid.uuid4().hex,
+        name=f"task-{uuid.uuid4().hex[:8]}",
+        func="apps.risk.tasks.recalculate_live",
+        started=stopped - dt.timedelta(seconds=1),
+        stopped=stopped,
+        success=success,
+        result="boom",
+    )
 
 
 class BrokenCursor:
@@ -79,6 +94,8 @@ def test_without_a_worker_the_service_is_degraded():
         "ok": False,
         "clusters": 0,
         "queued_tasks": 0,
+        "failed_last_24h": 0,
+        "overdue_schedules": 0,
         "detail": "no worker cluster is running",
     }
 
@@ -92,7 +109,14 @@ def test_with_a_running_worker_everything_is_ok(running_worker):
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["status"] == "ok"
-    assert body["checks"]["worker"] == {"ok": True, "clusters": 1, "queued_tasks": 1, "detail": "Idle"}
+    assert body["checks"]["worker"] == {
+        "ok": True,
+        "clusters": 1,
+        "queued_tasks": 1,
+        "failed_last_24h": 0,
+        "overdue_schedules": 0,
+        "detail": "Idle",
+    }
 
 
 @pytest.mark.django_db
@@ -153,3 +177,54 @@ def test_an_unreachable_cache_fails_the_worker_check(monkeypatch):
 
     monkeypatch.setattr(Stat, "get_all", unreachable)
     assert health.check_worker() == {"ok": False, "detail": "worker check failed (ConnectionError)"}
+
+
+@pytest.mark.django_db
+def test_tasks_failed_in_the_last_day_are_counted_without_degrading(running_worker):
+    now = timezone.now()
+    task_create(success=False, stopped=now - dt.timedelta(minutes=5))
+    task_create(success=False, stopped=now - dt.timedelta(hours=23))
+    task_create(success=False, stopped=now - dt.timedelta(hours=25))
+    task_create(success=True, stopped=now - dt.timedelta(minutes=5))
+
+    response = APIClient().get(URL)
+
+    assert response.status_code == 200, response.json()
+    worker = response.json()["checks"]["worker"]
+    assert worker["ok"] is True and worker["failed_last_24h"] == 2
+
+
+@pytest.mark.django_db
+def test_a_schedule_overdue_by_more_than_thirty_minutes_degrades_the_worker(running_worker):
+    """A cluster that is up but whose scheduler has stopped: the heartbeat alone would look healthy."""
+    Schedule.objects.create(
+        name="late",
+        func="apps.risk.tasks.recalculate_all",
+        schedule_type=Schedule.MINUTES,
+        minutes=15,
+        repeats=-1,
+        next_run=timezone.now() - dt.timedelta(minutes=31),
+    )
+    Schedule.objects.create(
+        name="done",
+        func="apps.risk.tasks.recalculate_all",
+        schedule_type=Schedule.ONCE,
+        repeats=0,
+        next_run=timezone.now() - dt.timedelta(days=3),
+    )
+    Schedule.objects.create(
+        name="just late",
+        func="apps.risk.tasks.recalculate_all",
+        schedule_type=Schedule.MINUTES,
+        minutes=15,
+        repeats=-1,
+        next_run=timezone.now() - dt.timedelta(minutes=20),
+    )
+
+    response = APIClient().get(URL)
+
+    assert response.status_code == 503
+    worker = response.json()["checks"]["worker"]
+    assert worker["ok"] is False and worker["overdue_schedules"] == 1
+    assert worker["detail"] == health.SCHEDULER_STALE.format(count=1, minutes=30)
+    assert response.json()["checks"]["database"]["ok"] is True

@@ -160,13 +160,24 @@ def trade_book(
     )
     try:
         with transaction.atomic():
-            return _book_locked(portfolio, instrument, fields, source=source, booked_by=booked_by, note=note)
+            result = _book_locked(portfolio, instrument, fields, source=source, booked_by=booked_by, note=note)
+            if result.created:
+                _recalculation_request(portfolio.pk)
+            return result
     except IntegrityError:
         # Another transaction booked this external id (in another portfolio) between our check and insert.
         existing = _existing(fields["external_id"], portfolio, instrument, fields)
         if existing is None:
             raise
         return existing
+
+
+def _recalculation_request(portfolio_id: int) -> None:
+    """Queue a live risk recalculation of the portfolio once the booking commits (none if it rolls back)."""
+    # apps.risk imports this module (check_trade), so the import waits until a trade is booked.
+    from apps.risk.live import recalculation_request
+
+    recalculation_request(portfolio_ids=[portfolio_id])
 
 
 def _book_locked(

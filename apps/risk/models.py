@@ -273,3 +273,19 @@ class StressScenario(models.Model):
                 errors["currency_moves"] = f"Not currency codes: {', '.join(bad)}."
         if errors:
             raise ValidationError(errors)
+
+
+class PendingRecalculation(models.Model):
+    """A live recalculation of a portfolio that is queued and has not started yet (see apps.risk.live).
+
+    At most one row per portfolio: the row is the coalescing mark shared by every process (web, feed,
+    worker), inserted together with the queued task and deleted when the task starts.
+    """
+
+    portfolio = models.OneToOneField(
+        "portfolios.Portfolio", on_delete=models.CASCADE, primary_key=True, related_name="pending_recalculation"
+    )
+    requested_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.portfolio_id} pending since {self.requested_at:%Y-%m-%d %H:%M:%S}"

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.portfolios.models import Portfolio
-from apps.risk import services
+from apps.risk import live, services
 from apps.risk.models import RiskSnapshot, SnapshotKind, SymbolSignal
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,11 @@ def recalculate_portfolio(portfolio_id: int, kind: str = SnapshotKind.INTRADAY) 
     if portfolio is None:
         return None
     return services.risk_snapshot_create(portfolio=portfolio, kind=kind).pk
+
+
+def recalculate_live(portfolio_id: int) -> int | None:
+    """Store and publish an intraday snapshot of one portfolio (queued, coalesced, by live.recalculation_request)."""
+    return live.live_recalculate(portfolio_id=portfolio_id)
 
 
 def recalculate_all() -> list[int]:
