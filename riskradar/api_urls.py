@@ -8,5 +8,6 @@ urlpatterns = [
     path("", include("apps.portfolios.api.urls")),
     path("imports/", include("apps.portfolios.api.import_urls")),
     path("", include("apps.risk.api.urls")),
+    path("stream/", include("apps.stream.urls")),
     path("health", include("riskradar.health")),
 ]

@@ -2,6 +2,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from apps.accounts.models import Role, User
+from apps.stream.services import user_sockets_close
 
 
 @transaction.atomic
@@ -14,6 +15,8 @@ def user_set_role(*, user: User, role: str) -> User:
     user.groups.add(Group.objects.get(name=role))
     user.is_staff = role == Role.ADMIN or user.is_superuser
     user.save(update_fields=["is_staff"])
+    # Open sockets were authorised for the old role; closing them makes clients reconnect under the new one.
+    user_sockets_close(user.pk)
     return user
 
 

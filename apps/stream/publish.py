@@ -1,20 +1,110 @@
 """The one way the other apps send an event to connected clients."""
 
+import datetime as dt
+import decimal
+import hashlib
+import logging
+import math
+import uuid
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+
+logger = logging.getLogger(__name__)
 
 DESK_GROUP = "desk"
 EVENT_TYPES = {"risk_update", "alert", "tick", "heartbeat"}
+SEQ_CACHE_KEY = "stream:seq"
+# Old events are deleted once every this many publishes, not on every one.
+PRUNE_EVERY = 100
+
+
+def user_group(user_id: int) -> str:
+    """Return the group every socket of one user joins, so they can be closed together."""
+    return f"user-{user_id}"
+
+
+def token_group(key: str) -> str:
+    """Return the group of the sockets signed in with one API token (named by a hash, never the key)."""
+    return f"token-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+
+def keep_events() -> int:
+    return getattr(settings, "STREAM_KEEP_EVENTS", 5000)
+
+
+def jsonable(value):
+    """Return `value` as plain JSON types: Decimal and UUID as strings, times in ISO 8601, NaN and infinities as None.
+
+    The same data goes to the database, the channel layer and clients, so it is normalised once, at publish time.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        return str(value) if value.is_finite() else None
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(item) for item in value]
+    raise TypeError(f"Event data holds a {type(value).__name__}, which cannot be sent as JSON.")
+
+
+def current_seq() -> int:
+    """Return the sequence number of the latest published event (0 before the first)."""
+    return int(cache.get(SEQ_CACHE_KEY) or 0)
+
+
+def next_seq() -> int:
+    """Return the next global sequence number (an atomic INCR on the shared cache).
+
+    When the counter is missing (a new or flushed Redis) it restarts after the newest stored event, so
+    sequence numbers never go backwards while events are kept.
+    """
+    from apps.stream.models import StreamEvent
+
+    try:
+        return cache.incr(SEQ_CACHE_KEY)
+    except ValueError:
+        latest = StreamEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+        cache.add(SEQ_CACHE_KEY, latest, timeout=None)
+        return cache.incr(SEQ_CACHE_KEY)
+
+
+def store_event(event: dict) -> None:
+    """Keep the event for gap recovery; every PRUNE_EVERY events, delete those beyond the last keep_events()."""
+    from apps.stream.models import StreamEvent
+
+    StreamEvent.objects.create(seq=event["seq"], type=event["type"], data=event["data"])
+    if event["seq"] % PRUNE_EVERY == 0:
+        StreamEvent.objects.filter(seq__lte=event["seq"] - keep_events()).delete()
 
 
 def publish(event_type: str, data: dict) -> None:
-    """Send {"type": event_type, "data": data} to every connected client once the transaction commits."""
+    """Send {"type": event_type, "seq": n, "data": data} to every connected client once the transaction commits.
+
+    The sequence number is taken and the event stored after the commit, so rolled-back work neither
+    reaches clients nor uses up a number.
+    """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"Unknown event type '{event_type}'.")
-    event = {"type": event_type, "data": data}
+    data = jsonable(data)
 
     def send() -> None:
+        event = {"type": event_type, "seq": next_seq(), "data": data}
+        try:
+            store_event(event)
+        except Exception:
+            # Live clients still get the event; only its recovery through the gap endpoint is lost.
+            logger.exception("Could not store stream event %s", event["seq"])
         layer = get_channel_layer()
         async_to_sync(layer.group_send)(DESK_GROUP, {"type": "stream.event", "event": event})
 
