@@ -1,13 +1,20 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from apps.risk import dashboard
 
 admin.site.site_header = "RiskRadar administration"
 admin.site.site_title = "RiskRadar admin"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="portfolios:list", permanent=False), name="home"),
+    path("", dashboard.dashboard_page, name="dashboard"),
+    path("", dashboard.dashboard_page, name="home"),  # the older name, still used by links
+    path("dashboard/kpis/", dashboard.dashboard_kpis, name="dashboard-kpis"),
+    path("dashboard/risk-feed/", dashboard.dashboard_risk_feed, name="dashboard-risk-feed"),
+    path("dashboard/market-feed/", dashboard.dashboard_market_feed, name="dashboard-market-feed"),
+    path("dashboard/trend/", dashboard.dashboard_trend, name="dashboard-trend"),
+    path("dashboard/exchanges/", dashboard.dashboard_exchanges, name="dashboard-exchanges"),
     path("accounts/", include("apps.accounts.urls")),
     path("portfolios/", include("apps.portfolios.urls")),
     path("market/", include("apps.market.urls")),
