@@ -67,12 +67,12 @@ def test_login_page_shows_a_sign_in_form(client):
     assert 'id="user-menu"' not in html  # no navigation for anonymous users
 
 
-def test_login_with_good_credentials_goes_to_portfolios(client):
+def test_login_with_good_credentials_goes_to_the_dashboard(client):
     UserFactory(username="ana", role=Role.ANALYST)
     response = client.post(reverse("accounts:login"), {"username": "ana", "password": PASSWORD})
     assert response.status_code == 302
-    assert response.url == reverse("portfolios:list")
-    assert client.get(reverse("portfolios:list")).status_code == 200
+    assert response.url == reverse("dashboard")
+    assert client.get(reverse("dashboard")).status_code == 200
 
 
 def test_login_follows_next(client):
@@ -95,7 +95,7 @@ def test_login_with_a_wrong_password_is_refused(client):
 def test_signed_in_user_skips_the_login_page(client_for):
     response = client_for(Role.VIEWER).get(reverse("accounts:login"))
     assert response.status_code == 302
-    assert response.url == reverse("portfolios:list")
+    assert response.url == reverse("dashboard")
 
 
 def test_logout_by_post_signs_out_and_returns_to_login(client_for):
