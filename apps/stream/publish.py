@@ -99,13 +99,40 @@ def publish(event_type: str, data: dict) -> None:
     data = jsonable(data)
 
     def send() -> None:
-        event = {"type": event_type, "seq": next_seq(), "data": data}
+        # The work this event reports has committed: a notification that cannot go out is logged, never
+        # raised into the code that did the work (a seed or an import run before Redis is up, Redis down).
+        try:
+            seq = next_seq()
+        except Exception:
+            logger.warning("Sequence counter unavailable; numbering %s after the stored events", event_type)
+            seq = _seq_after_stored()
+        event = {"type": event_type, "seq": seq, "data": data}
         try:
             store_event(event)
         except Exception:
             # Live clients still get the event; only its recovery through the gap endpoint is lost.
             logger.exception("Could not store stream event %s", event["seq"])
-        layer = get_channel_layer()
-        async_to_sync(layer.group_send)(DESK_GROUP, {"type": "stream.event", "event": event})
+        group_send_quietly(DESK_GROUP, {"type": "stream.event", "event": event})
 
     transaction.on_commit(send)
+
+
+def _seq_after_stored() -> int:
+    from apps.stream.models import StreamEvent
+
+    return (StreamEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0) + 1
+
+
+def group_send_quietly(group: str, message: dict) -> bool:
+    """Send to a channel-layer group; log and return False when the layer cannot be reached.
+
+    Clients that missed the message recover it over HTTP (the gap endpoint, or a page's re-fetch).
+    """
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, message)
+    except Exception:
+        logger.warning(
+            "Channel layer unavailable; %s to %s not delivered live", message.get("type"), group, exc_info=True
+        )
+        return False
+    return True
