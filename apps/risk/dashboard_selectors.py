@@ -64,8 +64,12 @@ def market_feed_rows(*, limit: int = MARKET_FEED_ROWS) -> list[dict]:
     )
     rows = []
     for q in quotes:
-        change = (q.price / q.previous_close - 1) if q.previous_close else None
-        rows.append({"symbol": q.instrument.symbol, "price": q.price, "ts": q.ts, "change": change})
+        # The same keys as a tick event (apps.market.services): change in price, change_pct a fraction.
+        change = (q.price - q.previous_close) if q.previous_close else None
+        change_pct = (q.price / q.previous_close - 1) if q.previous_close else None
+        rows.append(
+            {"symbol": q.instrument.symbol, "price": q.price, "ts": q.ts, "change": change, "change_pct": change_pct}
+        )
     return rows
 
 

@@ -276,7 +276,14 @@ def oob_targets(html: str) -> dict[str, str]:
 
 def test_a_tick_prepends_a_row_to_the_market_feed():
     html = render_event(
-        "tick", {"symbol": "RELI", "price": "2950.5", "ts": "2026-06-30T09:30:05+00:00", "change": -0.0123}
+        "tick",
+        {
+            "symbol": "RELI",
+            "price": "2950.5",
+            "ts": "2026-06-30T09:30:05+00:00",
+            "change": "-36.75",
+            "change_pct": -0.0123,
+        },
     )
     assert oob_targets(html) == {"market-feed": "afterbegin", "stream-seq": "true"}
     assert re.search(r'<tbody id="market-feed" hx-swap-oob="afterbegin">\s*<tr class="tick-row feed-new"', html)
@@ -365,7 +372,7 @@ def test_every_target_of_the_stream_partials_is_on_the_page(client_for, snapshot
     """htmx logs an error for an out-of-band element whose id is not on the page."""
     page = html_of(client_for(Role.VIEWER).get(reverse("dashboard")))
     samples = {
-        "tick": {"symbol": "RELI", "price": "1", "ts": "2026-06-30T09:30:05Z", "change": 0.01},
+        "tick": {"symbol": "RELI", "price": "1", "ts": "2026-06-30T09:30:05Z", "change": "0.01", "change_pct": 0.01},
         "risk_update": {"portfolio_id": 1, "portfolio_code": "DESK", "var": "1", "as_of": "2026-06-30T09:30:05Z"},
         "alert": {"id": 1, "severity": "LOW", "title": "t"},
         "heartbeat": {"server_time": "2026-06-30T09:30:05Z"},
