@@ -12,6 +12,7 @@ from rest_framework import serializers
 from apps.market.models import Instrument
 from apps.portfolios.models import Portfolio, Side
 from apps.risk.models import RiskConfig, RiskSnapshot, Severity, SnapshotKind, StressScenario, SymbolSignal
+from apps.risk.services import CONFIG_FIELDS
 from riskradar.api import ApiModelSerializer, UtcDateTimeField, decimal_field, decimal_input
 
 METHODS = ("historical", "parametric", "cornish_fisher", "monte_carlo")
@@ -608,22 +609,8 @@ class RiskConfigSerializer(ApiModelSerializer):
 
     class Meta:
         model = RiskConfig
-        fields = [
-            "confidence_levels",
-            "horizon_days",
-            "lookback_days",
-            "mc_paths",
-            "mc_distribution",
-            "mc_t_dof",
-            "ewma_lambda",
-            "risk_free_rate",
-            "var_limit_fraction",
-            "score_low",
-            "score_medium",
-            "score_high",
-            "score_weights",
-            "updated_at",
-        ]
+        # The settings the config service accepts, so the API and the service cannot drift apart.
+        fields = [*CONFIG_FIELDS, "updated_at"]
         read_only_fields = ["updated_at"]
         # Range checks belong to the model (full_clean), so every client sees the same messages.
         extra_kwargs = {name: {"required": False, "validators": []} for name in fields if name != "updated_at"}
