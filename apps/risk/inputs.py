@@ -22,7 +22,7 @@ from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
 from apps.market.history import close_history
-from apps.market.models import AssetClass, FxRate, Instrument, PriceBar, Quote
+from apps.market.models import AssetClass, FeedState, FxRate, Instrument, PriceBar, Quote
 from apps.market.selectors import PIVOT_CURRENCY
 from apps.portfolios.models import Portfolio, Position, Side, Trade
 from apps.portfolios.positions import PositionState, apply_fill
@@ -38,6 +38,7 @@ WARN_NO_PRICE = "{symbol}: no price on or before {date}; left out."
 WARN_NO_UNDERLYING_PRICE = "{symbol}: no price for its underlying {underlying}; left out."
 WARN_NO_FX = "{symbol}: no FX rate {currency}/{base} on or before {date}; left out."
 WARN_STALE = "{symbol}: the price used is from {date}, more than {days} business days old."
+WARN_STALE_TICK = "{symbol}: the live price is from {time:%Y-%m-%d %H:%M:%S} UTC, older than the feed's {seconds} s."
 WARN_STALE_FX = "FX {currency}/{base}: the rate used is from {date}, more than {days} business days old."
 WARN_EXPIRED = "{symbol}: expired on {expiry}, still held; valued at expiry."
 
@@ -298,6 +299,9 @@ class _Loaded:
     fx: FxHistory
     current: dict[int, tuple[Decimal, dt.datetime | dt.date]]  # current price and its time
     rate: float  # continuously compounded risk-free rate for option pricing
+    # Live only: instruments the feed watches, and the quote time before which their price counts as stale.
+    watched: frozenset[int] = frozenset()
+    tick_stale_before: dt.datetime | None = None
 
 
 def _driver(instrument: Instrument) -> Instrument:
@@ -360,6 +364,14 @@ def _load(
     missing = [pk for pk in priced_ids if pk not in current]
     if missing:
         current.update(_last_closes(missing, end))
+    watched: frozenset[int] = frozenset()
+    tick_stale_before = None
+    if not point_in_time:
+        # Read, never create: building inputs does not write (the feed or the data-source page makes the row).
+        feed = FeedState.objects.first()
+        if feed is not None:
+            watched = frozenset(feed.watched.values_list("pk", flat=True))
+            tick_stale_before = as_of - dt.timedelta(seconds=feed.stale_after_seconds)
     return _Loaded(
         as_of=as_of,
         point_in_time=point_in_time,
@@ -370,6 +382,8 @@ def _load(
         fx=fx,
         current=current,
         rate=continuous_rate(float(config.risk_free_rate)),
+        watched=watched,
+        tick_stale_before=tick_stale_before,
     )
 
 
@@ -466,12 +480,24 @@ def _build(
     stale_symbols: list[str] = []
     newest: list[dt.datetime] = []
 
-    def note_price(symbol: str, when: dt.datetime | dt.date) -> None:
+    def note_price(symbol: str, when: dt.datetime | dt.date, instrument_id: int | None = None) -> None:
         newest.append(_as_datetime(when))
         when_date = when.date() if isinstance(when, dt.datetime) else when
-        if _stale(when_date, end) and symbol not in stale_symbols:
+        if symbol in stale_symbols:
+            return
+        if _stale(when_date, end):
             stale_symbols.append(symbol)
             warnings.append(WARN_STALE.format(symbol=symbol, date=when_date, days=STALE_AFTER_BUSINESS_DAYS))
+        elif (
+            # A symbol the feed watches should tick: a live price older than the feed's threshold is stale.
+            instrument_id in loaded.watched
+            and isinstance(when, dt.datetime)
+            and loaded.tick_stale_before is not None
+            and when < loaded.tick_stale_before
+        ):
+            stale_symbols.append(symbol)
+            seconds = int((loaded.as_of - loaded.tick_stale_before).total_seconds())
+            warnings.append(WARN_STALE_TICK.format(symbol=symbol, time=when.astimezone(dt.UTC), seconds=seconds))
 
     rate = loaded.rate
     fx_cache: dict[str, tuple[float, dt.date] | None] = {}
@@ -502,7 +528,7 @@ def _build(
             warnings.append(WARN_NO_FX.format(symbol=symbol, currency=instrument.currency, base=base, date=end))
             return None
         if price_override is None:
-            note_price(symbol, price[1])
+            note_price(symbol, price[1], instrument.pk)
         terms: dict = {}
         if instrument.asset_class in DERIVATIVES:
             underlying = instrument.underlying
@@ -511,7 +537,7 @@ def _build(
                 if under is None:
                     warnings.append(WARN_NO_UNDERLYING_PRICE.format(symbol=symbol, underlying=underlying.symbol))
                     return None
-                note_price(underlying.symbol, under[1])
+                note_price(underlying.symbol, under[1], underlying.pk)
                 terms["underlying"] = underlying.symbol
                 terms["underlying_price"] = float(under[0])
             if instrument.expiry:

@@ -141,6 +141,30 @@ def test_an_old_price_is_flagged_stale(desk):
     assert any("RELI: the price used is from" in w for w in inputs.warnings)
 
 
+def test_a_watched_symbol_whose_live_price_stopped_ticking_is_flagged_stale(desk):
+    """Risk on a feed price older than the feed's threshold says so; fresh ticks and unwatched quotes do not."""
+    from django.utils import timezone
+
+    from apps.market.models import FeedState
+
+    feed = FeedState.get_solo()
+    feed.stale_after_seconds = 120
+    feed.save()
+    feed.watched.add(desk.instruments["RELI"])
+    now = timezone.now()
+    quote_set(desk.instruments["RELI"], 3000.0, now - dt.timedelta(seconds=30))
+    quote_set(desk.instruments["AAPL"], 200.0, now - dt.timedelta(minutes=30))  # not watched
+    fresh = portfolio_inputs(portfolio=desk.portfolio)
+    assert "RELI" not in fresh.stale_symbols and "AAPL" not in fresh.stale_symbols
+    quote_set(desk.instruments["RELI"], 3000.0, now - dt.timedelta(minutes=10))
+    stale = portfolio_inputs(portfolio=desk.portfolio)
+    assert stale.stale and "RELI" in stale.stale_symbols
+    assert any(
+        w.startswith("RELI: the live price is from") and "older than the feed's 120 s" in w for w in stale.warnings
+    )
+    assert not portfolio_inputs(portfolio=desk.portfolio, as_of=at(END, 23)).stale  # point in time: closes only
+
+
 def test_extra_trades_become_extra_holdings_not_positions(desk):
     extra = ExtraTrade(instrument=desk.instruments["AAPL"], quantity=Decimal("-20"))
     inputs = portfolio_inputs(portfolio=desk.portfolio, as_of=at(END, 23), extra_trades=[extra])
