@@ -2,6 +2,7 @@ from django.contrib import admin
 from solo.admin import SingletonModelAdmin
 
 from apps.market.models import FeedState, FxRate, Instrument, PriceBar, Quote, Tick
+from riskradar.admin import ComputedAdmin
 
 
 class DerivativeInline(admin.TabularInline):
@@ -48,19 +49,13 @@ class PriceBarAdmin(admin.ModelAdmin):
 
 
 @admin.register(Quote)
-class QuoteAdmin(admin.ModelAdmin):
+class QuoteAdmin(ComputedAdmin):
     """Quotes come from the feeds; they are shown, never typed in."""
 
     list_display = ["instrument", "price", "ts", "source", "updated_at"]
     list_filter = ["source", "instrument__asset_class"]
     search_fields = ["instrument__symbol"]
     list_select_related = ["instrument"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(FxRate)
@@ -72,7 +67,7 @@ class FxRateAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tick)
-class TickAdmin(admin.ModelAdmin):
+class TickAdmin(ComputedAdmin):
     """Ticks come from the feeds; they are shown, never typed in or edited."""
 
     list_display = ["instrument", "ts", "price", "source", "received_at"]
@@ -80,12 +75,6 @@ class TickAdmin(admin.ModelAdmin):
     search_fields = ["instrument__symbol"]
     date_hierarchy = "ts"
     list_select_related = ["instrument"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(FeedState)

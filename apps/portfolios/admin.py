@@ -1,19 +1,7 @@
 from django.contrib import admin
 
 from apps.portfolios.models import Portfolio, Position, Trade
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows kept by the booking service: readable here, never added, edited or deleted by hand."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from riskradar.admin import ReadOnlyAdmin
 
 
 class PositionInline(admin.TabularInline):

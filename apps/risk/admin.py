@@ -2,6 +2,7 @@ from django.contrib import admin
 from solo.admin import SingletonModelAdmin
 
 from apps.risk.models import RiskConfig, RiskSnapshot, StressScenario, SymbolSignal
+from riskradar.admin import ComputedAdmin
 
 
 @admin.register(RiskConfig)
@@ -30,7 +31,7 @@ class RiskConfigAdmin(SingletonModelAdmin):
 
 
 @admin.register(RiskSnapshot)
-class RiskSnapshotAdmin(admin.ModelAdmin):
+class RiskSnapshotAdmin(ComputedAdmin):
     """Snapshots are computed, never typed in: readable here, not editable."""
 
     list_display = ["portfolio", "as_of", "kind", "market_value", "var", "es", "risk_score", "severity", "duration_ms"]
@@ -39,25 +40,13 @@ class RiskSnapshotAdmin(admin.ModelAdmin):
     date_hierarchy = "as_of"
     list_select_related = ["portfolio"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(SymbolSignal)
-class SymbolSignalAdmin(admin.ModelAdmin):
+class SymbolSignalAdmin(ComputedAdmin):
     list_display = ["instrument", "as_of", "last_price", "return_1d", "rolling_volatility", "return_zscore", "severity"]
     list_filter = ["severity"]
     search_fields = ["instrument__symbol"]
     list_select_related = ["instrument"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(StressScenario)
