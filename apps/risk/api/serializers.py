@@ -12,7 +12,7 @@ from rest_framework import serializers
 from apps.market.models import Instrument
 from apps.portfolios.models import Portfolio, Side
 from apps.risk.models import RiskConfig, RiskSnapshot, Severity, SnapshotKind, StressScenario, SymbolSignal
-from apps.risk.services import CONFIG_FIELDS
+from apps.risk.services import CONFIG_FIELDS, SCENARIO_FIELDS
 from riskradar.api import ApiModelSerializer, UtcDateTimeField, decimal_field, decimal_input
 
 METHODS = ("historical", "parametric", "cornish_fisher", "monte_carlo")
@@ -627,22 +627,8 @@ class StressScenarioSerializer(ApiModelSerializer):
 
     class Meta:
         model = StressScenario
-        fields = [
-            "id",
-            "name",
-            "description",
-            "equity",
-            "crypto",
-            "commodity",
-            "rates_bp",
-            "vol_multiplier",
-            "currency_moves",
-            "symbol_moves",
-            "is_active",
-            "created_by",
-            "created_at",
-            "updated_at",
-        ]
+        # What the scenario services accept, plus the record fields they keep.
+        fields = ["id", *SCENARIO_FIELDS, "created_by", "created_at", "updated_at"]
         read_only_fields = ["id", "created_by", "created_at", "updated_at"]
         extra_kwargs = {"name": {"validators": []}}
 
