@@ -101,19 +101,3 @@ def snapshots_housekeeping(*, now: dt.datetime | None = None) -> int:
 def nightly_maintenance() -> dict:
     """Run the nightly backtest and the snapshot housekeeping."""
     return {"backtests": backtest_all(), "deleted_snapshots": snapshots_housekeeping()}
-
-
-def enqueue_recalculation(portfolio_id: int, kind: str = SnapshotKind.INTRADAY) -> None:
-    """Queue a recalculation of one portfolio once the current transaction commits (at once outside one)."""
-    from django_q.tasks import async_task
-
-    def enqueue() -> None:
-        async_task(
-            "apps.risk.tasks.recalculate_portfolio",
-            portfolio_id,
-            kind,
-            task_name=f"recalc-{portfolio_id}",
-            group="risk-recalc",
-        )
-
-    transaction.on_commit(enqueue)

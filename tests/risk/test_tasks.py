@@ -31,18 +31,6 @@ def test_recalculate_portfolio_skips_closed_and_missing_portfolios(desk):
     assert not RiskSnapshot.objects.exists()
 
 
-def test_enqueue_runs_after_commit_under_the_task_name(desk, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        tasks.enqueue_recalculation(desk.portfolio.pk)
-    assert not RiskSnapshot.objects.exists()  # nothing runs before the commit
-    for callback in callbacks:
-        callback()
-    assert RiskSnapshot.objects.filter(portfolio=desk.portfolio, kind=SnapshotKind.INTRADAY).count() == 1
-    from django_q.models import Task
-
-    assert Task.objects.filter(name=f"recalc-{desk.portfolio.pk}").exists()
-
-
 def test_recalculate_all_and_signals(desk):
     PortfolioFactory(code="EMPTY")
     ids = tasks.recalculate_all()
