@@ -221,7 +221,8 @@ def bench_portfolio(repeats: int) -> None:
         "MC simulate (10,000 paths)": lambda: montecarlo.simulate_returns(
             cov=cov, n_paths=config.mc_paths, rng=np.random.default_rng(1)
         ),
-        "MC full revaluation (10,000 x 200)": lambda: revalue.position_pnl(book, mc),
+        "MC revaluation, total P&L (10,000 x 200, options on a grid)": lambda: revalue.portfolio_pnl(book, mc),
+        "  same, every position repriced (10,000 x 200)": lambda: revalue.position_pnl(book, mc),
         "attribution (component, standalone, incremental)": lambda: (
             attribution.component_var_es(hist_pnl, confidence=0.95),
             attribution.standalone_var_es(hist_pnl, confidence=0.95),

@@ -189,7 +189,8 @@ def compute_portfolio_risk(
     for h in hs:
         if h.asset_class == "option" and not (h.expiry_years and h.expiry_years > 0):
             warnings.append(f"{h.key}: option has no time to expiry; valued at its intrinsic value, no Greeks")
-    used = [s for s in fh.symbols if s in usable and any(s in (h.driver, h.fx_symbol) for h in hs)]
+    referenced = {h.driver for h in hs} | {h.fx_symbol for h in hs}
+    used = [s for s in fh.symbols if s in usable and s in referenced]
 
     # 2. The scenario window.
     window = fh.moves[-config.lookback_days :] if config.lookback_days > 0 else fh.moves[:0]

@@ -233,12 +233,6 @@ def position_pnl(
     if p == 0:
         return out
 
-    def fx_growth(idx: np.ndarray) -> np.ndarray | None:
-        cols = book.fx_col[idx]
-        if not np.any(cols >= 0):
-            return None
-        return np.exp(_gather(moves, cols))
-
     idx = book.linear if "linear" in blocks else book.linear[:0]
     if idx.size:
         r = _gather(moves, book.driver_col[idx])
@@ -251,33 +245,14 @@ def position_pnl(
     if idx.size:
         f0 = np.array([book.holdings[i].price for i in idx], dtype=np.float64)
         df = f0 * np.expm1(_gather(moves, book.driver_col[idx]))
-        g = fx_growth(idx)
+        g = _fx_growth(book, moves, idx)
         local = df if g is None else df * g
         out[:, idx] = local * (book.units[idx] * book.fx[idx])
 
-    idx = book.options if "option" in blocks else book.options[:0]
-    if idx.size:
-        h = horizon_days / TRADING_DAYS
-        t_new = np.maximum(book.opt_expiry - h, 0.0)
-        spot = book.opt_spot * np.exp(_gather(moves, book.driver_col[idx]))
-        vol = book.opt_vol if vol_multiplier is None else _vol(book.opt_vol, vol_multiplier, s)
-        v_new = black76.price(
-            spot * np.exp(book.opt_rate * t_new), book.opt_strike, t_new, vol, book.opt_rate, book.opt_call
-        )
-        g = fx_growth(idx)
-        v_new = v_new if g is None else v_new * g
-        pnl = (v_new - book.opt_price) * (book.units[idx] * book.fx[idx])
-        # A position left out of the scenarios keeps its value: no time decay, no vol move either.
-        out[:, idx] = np.where(book.driver_col[idx] >= 0, pnl, 0.0)
-
-    idx = book.bonds if "bond" in blocks else book.bonds[:0]
-    if idx.size:
-        dy = _gather(moves, book.driver_col[idx])
-        clean = np.array([book.holdings[i].price for i in idx], dtype=np.float64)
-        new = clean + bonds.price_change(book.bond_dirty, book.bond_duration, book.bond_convexity, dy)
-        g = fx_growth(idx)
-        new = new if g is None else new * g
-        out[:, idx] = (new - clean) * (book.units[idx] * book.fx[idx])
+    if "option" in blocks and book.options.size:
+        out[:, book.options] = _option_pnl(book, moves, horizon_days=horizon_days, vol_multiplier=vol_multiplier)
+    if "bond" in blocks and book.bonds.size:
+        out[:, book.bonds] = _bond_pnl(book, moves)
     return out
 
 
@@ -288,33 +263,152 @@ def portfolio_pnl(
     horizon_days: float = 1.0,
     vol_multiplier: float | np.ndarray | None = None,
 ) -> np.ndarray:
-    """Return the (S,) total base-currency P&L, equal to position_pnl(...).sum(axis=1).
+    """Return the (S,) total base-currency P&L, equal to position_pnl(...).sum(axis=1) up to the option grid.
 
-    Linear positions and futures that share a (driver, FX) pair of columns are summed before they are
-    revalued, so a large scenario set (Monte Carlo) costs one exponential per distinct pair rather than one
-    per position; options and bonds are revalued position by position as in position_pnl.
+    Built for large scenario sets (Monte Carlo), it never forms the (S, P) matrix:
+    - linear positions and futures without an FX column are one matrix-vector product,
+      expm1(moves[:, drivers]) @ weights, the weights summed per driver column; those with an FX column
+      are summed per (driver, FX) pair, one exponential per pair;
+    - options (when no vol multiplier is given and there are at least OPTION_GRID_MIN_SCENARIOS
+      scenarios) are fully revalued with Black-76 on a grid of OPTION_GRID_POINTS log-moves of their
+      underlying spanning the scenarios' range, summed per (underlying, FX) pair, and each scenario reads its
+      value off that curve by linear interpolation (`_option_pnl_on_grid`); otherwise option by option;
+    - bonds position by position as in position_pnl.
     """
     moves = np.asarray(moves, dtype=np.float64)
     if moves.ndim == 1:
         moves = moves[None, :]
-    total = np.zeros(moves.shape[0])
+    s = moves.shape[0]
+    total = np.zeros(s)
     if not book.holdings:
         return total
-    if book.linear.size:
-        total += _grouped_pnl(book, moves, book.linear, book.value[book.linear], future=False)
-    if book.futures.size:
-        f0 = np.array([book.holdings[i].price for i in book.futures], dtype=np.float64)
-        coef = f0 * book.units[book.futures] * book.fx[book.futures]
-        total += _grouped_pnl(book, moves, book.futures, coef, future=True)
-    if book.options.size or book.bonds.size:
-        total += position_pnl(
-            book, moves, horizon_days=horizon_days, vol_multiplier=vol_multiplier, blocks=("option", "bond")
-        ).sum(axis=1)
+    total += _linear_total(book, moves)
+    if book.options.size:
+        if vol_multiplier is None and s >= OPTION_GRID_MIN_SCENARIOS:
+            total += _option_pnl_on_grid(book, moves, horizon_days=horizon_days)
+        else:
+            total += _option_pnl(book, moves, horizon_days=horizon_days, vol_multiplier=vol_multiplier).sum(axis=1)
+    if book.bonds.size:
+        total += _bond_pnl(book, moves).sum(axis=1)
     return total
 
 
-def _grouped_pnl(book: Book, moves: np.ndarray, idx: np.ndarray, coef: np.ndarray, *, future: bool) -> np.ndarray:
-    pairs = np.stack([book.driver_col[idx], book.fx_col[idx]], axis=1)
+# Linear interpolation on a grid with step dx in log-spot is off by at most dx^2/8 x max|d2V/dx2|: for the
+# 1,001 points over a +-10% range of a month's at-the-money option at 20% vol, about 1e-7 of its price. An
+# option that expires inside the horizon (a kink at the strike) is off by at most dx/4 x spot x units near
+# the strike. tests/risk/engine/test_revalue.py holds the grid to the exact revaluation.
+OPTION_GRID_POINTS = 1001
+OPTION_GRID_MIN_SCENARIOS = 4 * OPTION_GRID_POINTS
+
+
+def _option_pnl(
+    book: Book, moves: np.ndarray, *, horizon_days: float, vol_multiplier: float | np.ndarray | None
+) -> np.ndarray:
+    """Return the (S, n_options) P&L of the book's options, each repriced in every scenario."""
+    idx = book.options
+    s = moves.shape[0]
+    t_new = np.maximum(book.opt_expiry - horizon_days / TRADING_DAYS, 0.0)
+    spot = book.opt_spot * np.exp(_gather(moves, book.driver_col[idx]))
+    vol = book.opt_vol if vol_multiplier is None else _vol(book.opt_vol, vol_multiplier, s)
+    v_new = black76.price(
+        spot * np.exp(book.opt_rate * t_new), book.opt_strike, t_new, vol, book.opt_rate, book.opt_call
+    )
+    g = _fx_growth(book, moves, idx)
+    v_new = v_new if g is None else v_new * g
+    pnl = (v_new - book.opt_price) * (book.units[idx] * book.fx[idx])
+    # A position left out of the scenarios keeps its value: no time decay, no vol move either.
+    return np.where(book.driver_col[idx] >= 0, pnl, 0.0)
+
+
+def _option_pnl_on_grid(book: Book, moves: np.ndarray, *, horizon_days: float) -> np.ndarray:
+    """Return the (S,) total option P&L, the options repriced on a grid of their underlying's moves.
+
+    Per (underlying, FX) pair: A(x) = sum of V(S e^x) x units x fx over its options, priced with Black-76 at
+    OPTION_GRID_POINTS values of x from the smallest to the largest move of the underlying in `moves`;
+    a scenario's P&L is interp(x, grid, A) x exp(r_fx) - sum of V x units x fx. Exact at the grid points.
+    """
+    idx = book.options
+    drivers = book.driver_col[idx]
+    keep = drivers >= 0
+    if not keep.any():
+        return np.zeros(moves.shape[0])
+    t_new = np.maximum(book.opt_expiry - horizon_days / TRADING_DAYS, 0.0)
+    cash = np.where(keep, book.units[idx] * book.fx[idx], 0.0)
+    pairs, group = np.unique(np.stack([drivers, book.fx_col[idx]], axis=1), axis=0, return_inverse=True)
+    group = np.ravel(group)
+    lo = moves[:, pairs[:, 0]].min(axis=0)  # per group, over its underlying's scenarios
+    hi = moves[:, pairs[:, 0]].max(axis=0)
+    step = (hi - lo) / (OPTION_GRID_POINTS - 1)
+    x = lo[group] + np.arange(OPTION_GRID_POINTS)[:, None] * step[group]  # (G, n_options)
+    values = black76.price(
+        book.opt_spot * np.exp(x + book.opt_rate * t_new),
+        book.opt_strike,
+        t_new,
+        book.opt_vol,
+        book.opt_rate,
+        book.opt_call,
+    )
+    members = np.zeros((idx.size, len(pairs)))
+    members[np.arange(idx.size), group] = cash
+    curves = values @ members  # (G, groups): the groups' option value at each grid point
+    # Linear interpolation on the uniform grid, every group at once.
+    u = (_gather(moves, pairs[:, 0]) - lo) / np.where(step > 0, step, 1.0)
+    i = np.clip(np.floor(u).astype(np.int64), 0, OPTION_GRID_POINTS - 2)
+    w = np.clip(u - i, 0.0, 1.0)
+    left = np.take_along_axis(curves, i, axis=0)
+    right = np.take_along_axis(curves, i + 1, axis=0)
+    level = left + w * (right - left)
+    fx_growth = np.exp(_gather(moves, pairs[:, 1]))  # 1 for the groups without an FX column
+    return (level * fx_growth).sum(axis=1) - float(book.opt_price @ cash)
+
+
+def _bond_pnl(book: Book, moves: np.ndarray) -> np.ndarray:
+    """Return the (S, n_bonds) P&L of the book's bonds from the yield changes in `moves`."""
+    idx = book.bonds
+    dy = _gather(moves, book.driver_col[idx])
+    clean = np.array([book.holdings[i].price for i in idx], dtype=np.float64)
+    new = clean + bonds.price_change(book.bond_dirty, book.bond_duration, book.bond_convexity, dy)
+    g = _fx_growth(book, moves, idx)
+    new = new if g is None else new * g
+    return (new - clean) * (book.units[idx] * book.fx[idx])
+
+
+def _fx_growth(book: Book, moves: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
+    """Return exp(r_fx) of the positions `idx` (S, len(idx)), or None when none of them has an FX column."""
+    cols = book.fx_col[idx]
+    if not np.any(cols >= 0):
+        return None
+    return np.exp(_gather(moves, cols))
+
+
+def _linear_total(book: Book, moves: np.ndarray) -> np.ndarray:
+    """Return the (S,) P&L of linear positions and futures, summed per driver (and FX) column before revaluation."""
+    idx = np.concatenate([book.linear, book.futures])
+    total = np.zeros(moves.shape[0])
+    if not idx.size:
+        return total
+    f0 = np.array([book.holdings[i].price for i in book.futures], dtype=np.float64)
+    coef = np.concatenate([book.value[book.linear], f0 * book.units[book.futures] * book.fx[book.futures]])
+    is_future = np.concatenate([np.zeros(book.linear.size, bool), np.ones(book.futures.size, bool)])
+    drivers = book.driver_col[idx]
+    fx_cols = book.fx_col[idx]
+    plain = (drivers >= 0) & (fx_cols < 0)
+    if plain.any():
+        cols, inverse = np.unique(drivers[plain], return_inverse=True)
+        weights = np.bincount(np.ravel(inverse), weights=coef[plain], minlength=cols.size)
+        growth = moves[:, cols]
+        total += np.expm1(growth, out=growth) @ weights
+    for future in (False, True):
+        sel = ~plain & (is_future == future)
+        if sel.any():
+            total += _grouped_pnl(moves, drivers[sel], fx_cols[sel], coef[sel], future=future)
+    return total
+
+
+def _grouped_pnl(
+    moves: np.ndarray, drivers: np.ndarray, fx_cols: np.ndarray, coef: np.ndarray, *, future: bool
+) -> np.ndarray:
+    pairs = np.stack([drivers, fx_cols], axis=1)
     keys, inverse = np.unique(pairs, axis=0, return_inverse=True)
     weights = np.bincount(np.ravel(inverse), weights=coef, minlength=len(keys))
     r_driver = _gather(moves, keys[:, 0])

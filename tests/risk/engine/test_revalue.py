@@ -160,3 +160,92 @@ def test_portfolio_pnl_equals_the_sum_of_position_pnl():
         rtol=1e-10,
         atol=1e-6,
     )
+
+
+def _option_book(rng: np.random.Generator) -> revalue.Book:
+    """Options on two underlyings, one quoted in USD, with an option expiring inside the horizon and one left out."""
+    holdings = [
+        Holding("NIFTY", "index", 1.0, 1.0, 22000.0, "INR", 1.0),
+        Holding("SPX", "index", 1.0, 1.0, 5800.0, "USD", USD_INR, fx_symbol="FX:USD/INR"),
+    ]
+    for j in range(12):
+        holdings.append(
+            _option(
+                key=f"NIFTY-{j}",
+                option_type="C" if j % 2 else "P",
+                quantity=float(rng.integers(-5, 6) or 1),
+                strike=22000.0 * rng.uniform(0.85, 1.15),
+                expiry_years=float(rng.uniform(0.01, 0.8)),
+                implied_vol=float(rng.uniform(0.1, 0.5)),
+            )
+        )
+    for j in range(6):
+        holdings.append(
+            _option(
+                key=f"SPX-{j}",
+                underlying="SPX",
+                underlying_price=5800.0,
+                currency="USD",
+                fx_rate=USD_INR,
+                fx_symbol="FX:USD/INR",
+                option_type="C" if j % 2 else "P",
+                strike=5800.0 * rng.uniform(0.9, 1.1),
+                quantity=float(rng.integers(-5, 6) or 1),
+            )
+        )
+    holdings.append(_option(key="NIFTY-EXPIRING", expiry_years=1.0 / TRADING_DAYS / 2, strike=22050.0))
+    holdings.append(_option(key="NIFTY-LEFT-OUT", quantity=7.0))
+    return revalue.prepare_book(holdings, excluded=["NIFTY-LEFT-OUT"])
+
+
+def _kink_tolerance(book: revalue.Book, moves: np.ndarray) -> float:
+    """The option expiring inside the horizon has a kink at its strike: linear interpolation is off by at
+    most a quarter of a grid step times its cash delta (spot x quantity x multiplier) there."""
+    step = np.ptp(moves[:, book.symbols.index("NIFTY")]) / (revalue.OPTION_GRID_POINTS - 1)
+    return 22000.0 * 1.1 * step / 4 * 2.0 * 25.0
+
+
+def _grid_tolerance(book: revalue.Book, moves: np.ndarray) -> float:
+    return 1e-6 * np.abs(book.value[book.options]).sum() + _kink_tolerance(book, moves)
+
+
+def test_portfolio_pnl_reads_options_off_a_grid_within_its_error_bound():
+    """With many scenarios the options are priced on a grid of their underlying and interpolated; the total
+    stays within a millionth of the book's option value of the exact repricing, scenario by scenario."""
+    rng = np.random.default_rng(5)
+    book = _option_book(rng)
+    moves = rng.normal(0, 0.02, size=(revalue.OPTION_GRID_MIN_SCENARIOS, len(book.symbols)))
+    exact = revalue.position_pnl(book, moves, horizon_days=1).sum(axis=1)
+    grid = revalue.portfolio_pnl(book, moves, horizon_days=1)
+    assert np.abs(grid - exact).max() <= _grid_tolerance(book, moves)
+    assert not np.array_equal(grid, exact)  # the grid path was taken
+    # At the smallest move of each underlying (the grid's first point) the two agree to rounding.
+    for underlying in ("NIFTY", "SPX"):
+        at_edge = np.argmin(moves[:, book.symbols.index(underlying)])
+        assert abs(grid[at_edge] - exact[at_edge]) <= 1e-9 * np.abs(book.value).sum() + _kink_tolerance(book, moves)
+
+
+def test_portfolio_pnl_reprices_each_option_when_scenarios_are_few_or_vols_move():
+    rng = np.random.default_rng(6)
+    book = _option_book(rng)
+    few = rng.normal(0, 0.02, size=(revalue.OPTION_GRID_MIN_SCENARIOS - 1, len(book.symbols)))
+    assert_allclose(revalue.portfolio_pnl(book, few), revalue.position_pnl(book, few).sum(axis=1), rtol=1e-12)
+    many = rng.normal(0, 0.02, size=(revalue.OPTION_GRID_MIN_SCENARIOS, len(book.symbols)))
+    assert_allclose(
+        revalue.portfolio_pnl(book, many, vol_multiplier=1.5),
+        revalue.position_pnl(book, many, vol_multiplier=1.5).sum(axis=1),
+        rtol=1e-12,
+    )
+
+
+def test_option_grid_handles_an_underlying_that_does_not_move():
+    rng = np.random.default_rng(7)
+    book = _option_book(rng)
+    moves = rng.normal(0, 0.02, size=(revalue.OPTION_GRID_MIN_SCENARIOS, len(book.symbols)))
+    moves[:, book.symbols.index("SPX")] = 0.0
+    assert_allclose(
+        revalue.portfolio_pnl(book, moves),
+        revalue.position_pnl(book, moves).sum(axis=1),
+        rtol=0,
+        atol=_grid_tolerance(book, moves),
+    )
