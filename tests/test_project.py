@@ -64,7 +64,7 @@ def test_database_and_redis_urls_switch_to_real_services(tmp_path):
     out = run_settings(
         env,
         "from django.conf import settings as s; print(s.DATABASES['default']['ENGINE'],"
-        " s.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0], s.DATABASES['default']['OPTIONS']['pool'])",
+        " s.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]['address'], s.DATABASES['default']['OPTIONS']['pool'])",
     )
     assert out.split() == ["django.db.backends.postgresql", "redis://127.0.0.1:6379/0", "True"]
 
@@ -86,3 +86,16 @@ def test_engine_is_importable_without_django():
         text=True,
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_the_forking_worker_connects_to_postgresql_without_a_pool(tmp_path):
+    """A psycopg pool must not cross the worker's forks; the web process keeps it."""
+    env = {**base_env(tmp_path), "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/riskradar"}
+    script = (
+        "import sys; sys.argv = ['manage.py', 'qcluster']; import django, os; "
+        "os.environ['DJANGO_SETTINGS_MODULE'] = 'riskradar.settings'; django.setup(); "
+        "from django.conf import settings as s; print(s.DATABASES['default']['OPTIONS']['pool'])"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

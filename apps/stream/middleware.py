@@ -1,9 +1,31 @@
-"""API-token authentication for WebSockets, for clients without a session cookie."""
+"""The WebSocket handshake's checks: the Origin of browser pages, and API-token authentication."""
 
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.security.websocket import OriginValidator
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Refuse a handshake whose Origin header is not one of ALLOWED_HOSTS; accept one that sends none.
+
+    Browsers always send Origin on a WebSocket handshake, so checking it stops another site's page from
+    opening a socket with a signed-in user's cookie (cross-site WebSocket hijacking). API clients and feeds
+    send no Origin and sign in with a token; channels' AllowedHostsOriginValidator would refuse them.
+    """
+
+    def valid_origin(self, parsed_origin) -> bool:
+        return parsed_origin is None or super().valid_origin(parsed_origin)
+
+
+def origin_checked(application) -> BrowserOriginValidator:
+    """Wrap the socket application in BrowserOriginValidator over ALLOWED_HOSTS (local hosts in DEBUG if empty)."""
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = ["localhost", "127.0.0.1", "[::1]"]
+    return BrowserOriginValidator(application, allowed)
 
 
 def token_from_scope(scope: dict) -> str | None:

@@ -65,6 +65,29 @@ async def test_a_foreign_origin_is_refused():
     await communicator.disconnect()
 
 
+async def test_an_api_client_without_an_origin_header_signs_in_with_its_token():
+    """Only browsers send Origin; a feed or script without one is let through to the token check."""
+    user = await make_user()
+    key = await database_sync_to_async(lambda: Token.objects.create(user=user).key)()
+    communicator = WebsocketCommunicator(
+        application, "/ws/risk-stream", headers=[(b"authorization", f"Bearer {key}".encode())]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_json_to({"action": "subscribe", "portfolios": ["ALPHA"]})
+    reply = await communicator.receive_json_from(timeout=5)
+    assert reply["type"] == "subscribed"
+    await communicator.disconnect()
+
+
+async def test_without_an_origin_header_an_anonymous_socket_is_still_closed_with_4401():
+    communicator = WebsocketCommunicator(application, "/ws/risk-stream")
+    connected, _ = await communicator.connect()
+    assert connected
+    await assert_closed_with(communicator, CLOSE_UNAUTHENTICATED)
+    await communicator.disconnect()
+
+
 async def test_session_user_is_accepted_and_receives_events():
     user = await make_user()
 

@@ -43,3 +43,31 @@ def test_channel_layer_round_trip_over_the_embedded_socket(embedded_redis):
         return message
 
     assert async_to_sync(round_trip)()["event"]["type"] == "heartbeat"
+
+
+def test_a_socket_idle_longer_than_the_blocking_pop_keeps_waiting(embedded_redis, settings):
+    """channels-redis waits for a message with 5-second blocking pops; the configured read timeout must outlast
+    them, or a socket that hears nothing for 5 seconds fails with "Timeout reading" (redis-py's default)."""
+    import asyncio
+
+    from riskradar import settings as project_settings
+
+    (host,) = project_settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+    layer = RedisChannelLayer(hosts=[{**host, "address": embedded_redis}], prefix="riskradar-test-idle")
+    assert layer.brpop_timeout < host["socket_timeout"]
+
+    async def idle_then_receive():
+        channel = await layer.new_channel()
+
+        async def send_later():
+            await asyncio.sleep(layer.brpop_timeout + 1.5)
+            await layer.send(channel, {"type": "stream.event", "event": {"type": "heartbeat", "data": {}}})
+
+        sender = asyncio.create_task(send_later())
+        message = await layer.receive(channel)
+        await sender
+        await layer.flush()
+        await layer.close_pools()
+        return message
+
+    assert async_to_sync(idle_then_receive)()["event"]["type"] == "heartbeat"

@@ -1,0 +1,200 @@
+"""The whole platform on real processes for end-to-end tests: embedded Redis, Daphne and the django-q2 cluster.
+
+Each Platform has a database of its own (a SQLite file in a temporary directory, or a fresh PostgreSQL
+database on the server of DATABASE_URL, dropped afterwards), its own Redis on a unix socket (the embedded
+redis-server the run command starts), and its own var/ directory, so it never meets the test suite's
+database or channel layer, nor another Platform. Logs of every process are kept in the directory and
+printed when a wait times out.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Ticks and trades queue recalculations; this script makes the data they act on: the demo desk (a short
+# history keeps set-up quick) and an API token for the Admin, which may push ticks.
+SETUP_SCRIPT = """
+import json
+from rest_framework.authtoken.models import Token
+from apps.accounts.models import User
+from apps.portfolios.models import Position
+admin = User.objects.get(username="admin")
+token, _ = Token.objects.get_or_create(user=admin)
+position = (
+    Position.objects.filter(instrument__asset_class="equity", portfolio__is_active=True)
+    .exclude(quantity=0)
+    .select_related("portfolio", "instrument")
+    .order_by("portfolio__code", "instrument__symbol")
+    .first()
+)
+print(json.dumps({
+    "token": token.key,
+    "portfolio": position.portfolio.code,
+    "portfolio_id": position.portfolio.pk,
+    "symbol": position.instrument.symbol,
+}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Platform:
+    def __init__(self, directory: Path, *, worker_timeout: int = 20, worker_retry: int = 30):
+        self.directory = directory
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws/risk-stream"
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.postgres_admin_url: str | None = None
+        self.database_url = self._database_url()
+        self.env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(directory),
+            "DJANGO_SETTINGS_MODULE": "riskradar.settings",
+            "RISKRADAR_VAR_DIR": str(directory / "var"),
+            "DATABASE_URL": self.database_url,
+            "Q_WORKERS": "2",
+            # A task a killed worker had taken is handed out again after Q_RETRY seconds.
+            "Q_TIMEOUT": str(worker_timeout),
+            "Q_RETRY": str(worker_retry),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.info: dict = {}
+
+    # ---------------------------------------------------------------------------------------- database
+    def _database_url(self) -> str:
+        url = os.environ.get("DATABASE_URL", "")
+        if not url.startswith(("postgres://", "postgresql://")):
+            return f"sqlite:///{self.directory / 'db.sqlite3'}"
+        import psycopg
+
+        parts = urlsplit(url)
+        name = f"riskradar_e2e_{uuid.uuid4().hex[:12]}"
+        self.postgres_admin_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+        with psycopg.connect(self.postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self._postgres_name = name
+        return urlunsplit(parts._replace(path=f"/{name}"))
+
+    def _drop_database(self) -> None:
+        if self.postgres_admin_url is None:
+            return
+        import psycopg
+
+        with psycopg.connect(self.postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self._postgres_name}" WITH (FORCE)')
+
+    # ---------------------------------------------------------------------------------------- processes
+    def manage(self, *args: str, timeout: float = 300) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.processes[name] = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+
+    def start(self) -> "Platform":
+        (self.directory / "var").mkdir(exist_ok=True)
+        self.manage("migrate", "--no-input", "-v", "0")
+        self.manage("seed_demo", "--days", "120", "--quiet")
+        self.info = json.loads(self.manage("shell", "-c", SETUP_SCRIPT).strip().splitlines()[-1])
+        self._spawn("redis", [sys.executable, "-m", "riskradar.embedded_redis"])
+        self.wait_for(lambda: (self.directory / "var" / "redis.sock").exists(), "embedded Redis", timeout=20)
+        self._spawn(
+            "web",
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "riskradar.asgi:application"],
+        )
+        self.start_worker()
+        self.wait_for(self._healthy, "health endpoint reporting ok", timeout=60)
+        return self
+
+    def start_worker(self) -> None:
+        self._spawn("worker", [sys.executable, "manage.py", "qcluster"])
+
+    def kill_worker(self) -> None:
+        """Kill the worker's whole process group at once (cluster, sentinel and workers), as a crash would."""
+        process = self.processes.pop("worker")
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for name in ("worker", "web", "redis"):
+            process = self.processes.pop(name, None)
+            if process is None:
+                continue
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        self._drop_database()
+
+    # ---------------------------------------------------------------------------------------- helpers
+    def logs(self) -> str:
+        out = []
+        for path in sorted(self.directory.glob("*.log")):
+            text = path.read_text(errors="replace")
+            out.append(f"--- {path.name} (last 3,000 characters)\n{text[-3000:]}")
+        return "\n".join(out)
+
+    def wait_for(self, condition, what: str, *, timeout: float, interval: float = 0.2):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.logs()}")
+            time.sleep(interval)
+
+    def _healthy(self) -> bool:
+        try:
+            status, body = self.api("GET", "/api/v1/health")
+        except OSError:
+            return False
+        return status == 200 and body.get("status") == "ok"
+
+    def api(self, method: str, path: str, body=None) -> tuple[int, dict]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if self.info.get("token"):
+            request.add_header("Authorization", f"Bearer {self.info['token']}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+    def shell(self, code: str) -> str:
+        return self.manage("shell", "-c", code).strip()
