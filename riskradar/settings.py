@@ -75,12 +75,17 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.audit.context.AuditContextMiddleware",
     "apps.accounts.middleware.UserTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
 ]
+
+# How many reverse proxies stand in front of the web process: the client address is then read from
+# X-Forwarded-For, counted from the right (the audit trail's IP; throttling). 0 trusts REMOTE_ADDR only.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 ROOT_URLCONF = "riskradar.urls"
 WSGI_APPLICATION = "riskradar.wsgi.application"
@@ -167,6 +172,30 @@ Q_CLUSTER = {
     "label": "Worker",
 }
 
+# ------------------------------------------------------------------------------ e-mail and notifications
+# Without EMAIL_HOST mail is written to the console (development); with it, sent over SMTP (STARTTLS on 587
+# unless EMAIL_USE_SSL). EMAIL_BACKEND overrides the choice. Alert notifications: a failed delivery is tried
+# again after NOTIFY_RETRY_SECONDS, doubling each time, up to NOTIFY_MAX_ATTEMPTS attempts in all; a webhook
+# or a test waits at most NOTIFY_TIMEOUT_SECONDS for an answer (see docs/notifications.md).
+EMAIL_HOST = env.str("EMAIL_HOST", default="")
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=not EMAIL_USE_SSL)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # seconds; Django's default waits forever
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="RiskRadar <riskradar@localhost>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=5)
+NOTIFY_RETRY_SECONDS = env.int("NOTIFY_RETRY_SECONDS", default=60)
+NOTIFY_TIMEOUT_SECONDS = env.int("NOTIFY_TIMEOUT_SECONDS", default=10)
+
 # ------------------------------------------------------------------------------ auth
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
@@ -219,6 +248,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "EXCEPTION_HANDLER": "riskradar.api.exception_handler",
+    # Throttling tells clients apart by the same address the audit trail records.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT or None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "RiskRadar API",

@@ -6,6 +6,6 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit"
 
     def ready(self) -> None:
-        from apps.audit import registry
+        from apps.audit import registry, signals  # noqa: F401  (connects the sign-in receivers)
 
         registry.register_models()

@@ -12,6 +12,8 @@ from rest_framework.views import APIView
 from apps.accounts.api import schema  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
 from apps.accounts.api.serializers import LoginSerializer, MeSerializer, TokenSerializer
 from apps.accounts.selectors import user_profile
+from apps.audit.models import AuditAction
+from apps.audit.services import audit_record
 
 ERR_LOGIN = "The username or password is not correct, or the account is disabled."
 
@@ -38,7 +40,9 @@ class LoginView(APIView):
         user = authenticate(request._request, **data.validated_data)
         if user is None:
             raise serializers.ValidationError({"non_field_errors": [ERR_LOGIN]})
-        token, _ = Token.objects.get_or_create(user=user)
+        token, created = Token.objects.get_or_create(user=user)
+        if created:
+            audit_record(action=AuditAction.TOKEN_CREATED, actor=user, obj=user, request=request._request)
         user_logged_in.send(sender=user.__class__, request=request._request, user=user)
         body = {"token": token.key, "token_type": "Bearer", "user": user_profile(user=user)}
         return Response(TokenSerializer(body).data)
@@ -51,7 +55,13 @@ class LogoutView(APIView):
 
     @extend_schema(tags=AUTH_TAG, request=None, responses={204: None})
     def post(self, request: Request) -> Response:
-        Token.objects.filter(user=request.user).delete()
+        deleted, _ = Token.objects.filter(user=request.user).delete()
+        if deleted:
+            audit_record(
+                action=AuditAction.TOKEN_DELETED, actor=request.user, obj=request.user, request=request._request
+            )
+        # Not user_logged_out: that would close the user's browser sockets too, and only this token ends.
+        audit_record(action=AuditAction.LOGOUT, actor=request.user, obj=request.user, detail={"via": "api"})
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
