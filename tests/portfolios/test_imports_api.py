@@ -143,3 +143,26 @@ def test_openapi_schema_describes_the_multipart_upload_and_the_result():
     assert kind["schema"]["enum"] == ["instruments", "positions", "prices", "trades"]
     result = schema["components"]["schemas"]["ImportResult"]
     assert {"errors", "changes", "created", "updated", "unchanged", "rejected", "status"} <= set(result["properties"])
+
+
+def test_an_applied_import_is_recorded_in_the_audit_trail_and_a_preview_or_refusal_is_not(api_as):
+    from apps.audit.models import AuditAction, AuditEvent
+
+    client = api_as(Role.ANALYST)
+    client.post(url("instruments"), {"file": upload(), "dry_run": "true"}, format="multipart")
+    client.post(url("prices"), {"file": upload("p.csv", b"symbol,date,close\nNOPE,2024-01-02,1\n")}, format="multipart")
+    assert not AuditEvent.objects.filter(action=AuditAction.IMPORT).exists()
+    client.post(url("instruments"), {"file": upload()}, format="multipart")
+    event = AuditEvent.objects.get(action=AuditAction.IMPORT)
+    assert (event.object_type, event.object_repr, event.actor_name) == (
+        "imports.instruments",
+        "instruments.csv",
+        "analyst-user",
+    )
+    assert {k: event.detail[k] for k in ("rows", "created", "updated", "rejected")} == {
+        "rows": 4,
+        "created": 4,
+        "updated": 0,
+        "rejected": 0,
+    }
+    assert event.detail["changes"][0] == {"line": 2, "action": "create", "key": "INFY", "detail": "Equity INR"}
