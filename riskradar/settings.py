@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django_q",
     "django_htmx",
     "auditlog",
+    "axes",
     "solo",
     "apps.accounts",
     "apps.market",
@@ -81,6 +82,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    # Last: turns a sign-in refused for too many failures into the lockout answer (apps/accounts/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 # How many reverse proxies stand in front of the web process: the client address is then read from
@@ -198,6 +201,19 @@ NOTIFY_TIMEOUT_SECONDS = env.int("NOTIFY_TIMEOUT_SECONDS", default=10)
 
 # ------------------------------------------------------------------------------ auth
 AUTH_USER_MODEL = "accounts.User"
+# Brute-force protection (django-axes) for every sign-in that goes through authenticate() with the request:
+# the sign-in page, the admin's, and POST /api/v1/auth/login. After LOGIN_FAILURE_LIMIT failures for one
+# username from one address, that pair is refused for LOGIN_LOCKOUT_MINUTES (429, Retry-After); a success
+# clears the count. Locking on the pair, not the username alone, stops a stranger from locking a user out;
+# DRF's "login" throttle below caps how fast one address may try at all.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.audit.context.client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
+AXES_VERBOSE = False
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -248,6 +264,17 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "EXCEPTION_HANDLER": "riskradar.api.exception_handler",
+    # Per signed-in user and per anonymous address, counted in the shared cache (Redis), so every web
+    # process sees the same counts. "login" is the sign-in endpoint's own, per address.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_THROTTLE_ANON", default="120/min"),
+        "user": env.str("API_THROTTLE_USER", default="6000/min"),
+        "login": env.str("API_THROTTLE_LOGIN", default="30/min"),
+    },
     # Throttling tells clients apart by the same address the audit trail records.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT or None,
 }

@@ -50,6 +50,11 @@ ADMIN_EXTRA = [
     ("django_q", "view_success"),
     ("django_q", "view_failure"),
     ("django_q", "view_ormq"),
+    # Sign-in lockouts (django-axes): see who is locked out, and unlock by deleting the attempt.
+    ("axes", "view_accessattempt"),
+    ("axes", "delete_accessattempt"),
+    ("axes", "view_accesslog"),
+    ("axes", "view_accessfailurelog"),
 ]
 
 

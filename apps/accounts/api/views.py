@@ -7,6 +7,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.api import schema  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
@@ -26,11 +27,18 @@ class LoginView(APIView):
     # A stale token in the request must not stop anyone from logging in again.
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # Per address, on top of the per-username-and-address lockout (settings: AXES_*).
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
 
     @extend_schema(
         tags=AUTH_TAG,
         request=LoginSerializer,
-        responses={200: TokenSerializer, 400: OpenApiResponse(description=ERR_LOGIN)},
+        responses={
+            200: TokenSerializer,
+            400: OpenApiResponse(description=ERR_LOGIN),
+            429: OpenApiResponse(description="Too many failed sign-ins or requests; see Retry-After."),
+        },
         auth=[],
     )
     def post(self, request: Request) -> Response:
