@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "auditlog",
     "axes",
+    "csp",
+    "corsheaders",
     "solo",
     "apps.accounts",
     "apps.market",
@@ -71,6 +73,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -320,6 +324,35 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# ------------------------------------------------------------------------------ browser security
+# Content-Security-Policy: scripts, styles, fonts and images only from RiskRadar itself (static/vendor/
+# holds the front-end libraries), no inline script or style anywhere, sockets and fetches to the same
+# origin only, never framed. The API docs pages loosen it for their own inline styles (riskradar/urls.py).
+from csp.constants import NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Cross-origin API calls from browsers only from these origins (none by default; API clients that are not
+# browsers are unaffected). Credentials (cookies) are never shared cross-origin; use a token.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_CREDENTIALS = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 # ------------------------------------------------------------------------------ production
 if PRODUCTION:

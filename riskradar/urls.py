@@ -1,8 +1,14 @@
+from csp.constants import SELF, UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from apps.risk import dashboard
+
+# Swagger UI loads its start-up script from a URL of its own (the split view), but it and ReDoc style
+# themselves inline, and ReDoc runs its search in a worker made from a blob.
+DOCS_CSP = csp_update({"style-src": [SELF, UNSAFE_INLINE], "worker-src": [SELF, "blob:"], "img-src": ["data:"]})
 
 admin.site.site_header = "RiskRadar administration"
 admin.site.site_title = "RiskRadar admin"
@@ -24,6 +30,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("riskradar.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/docs", DOCS_CSP(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
+    path("api/redoc", DOCS_CSP(SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
 ]
