@@ -5,8 +5,17 @@ import factory
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.market.models import AssetClass, FxRate, Instrument, PriceBar, Quote
+from apps.alerts.models import (
+    Alert,
+    AlertRule,
+    AlertSeverity,
+    LimitIncrease,
+    NotificationChannel,
+    RuleKind,
+)
+from apps.market.models import AssetClass, FxRate, Instrument, PriceBar, Quote, Tick
 from apps.portfolios.models import Portfolio
+from apps.risk.models import RiskSnapshot, Severity, SnapshotKind
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -84,3 +93,90 @@ class PortfolioFactory(factory.django.DjangoModelFactory):
     code = factory.Sequence(lambda n: f"PF{n}")
     name = factory.LazyAttribute(lambda p: f"Portfolio {p.code}")
     base_currency = "INR"
+
+
+class TickFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tick
+
+    instrument = factory.SubFactory(InstrumentFactory)
+    ts = factory.LazyFunction(timezone.now)
+    price = Decimal("100")
+
+
+class RiskSnapshotFactory(factory.django.DjangoModelFactory):
+    """A snapshot with the figures given and harmless defaults: 100,000 gross, VaR 1%, ES 1.25%."""
+
+    class Meta:
+        model = RiskSnapshot
+
+    portfolio = factory.SubFactory(PortfolioFactory)
+    kind = SnapshotKind.INTRADAY
+    as_of = factory.LazyFunction(timezone.now)
+    duration_ms = 1.0
+    base_currency = factory.LazyAttribute(lambda s: s.portfolio.base_currency)
+    market_value = Decimal("100000")
+    gross_exposure = Decimal("100000")
+    confidence = 0.95
+    horizon_days = 1
+    var = Decimal("1000")
+    es = Decimal("1250")
+    volatility = 0.15
+    current_drawdown = 0.02
+    max_drawdown = 0.05
+    risk_score = 0.2
+    severity = Severity.NONE
+
+
+class NotificationChannelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = NotificationChannel
+
+    name = factory.Sequence(lambda n: f"channel-{n}")
+    kind = NotificationChannel.Kind.IN_APP
+    target = ""
+    min_severity = AlertSeverity.LOW
+
+
+class AlertRuleFactory(factory.django.DjangoModelFactory):
+    """A VaR limit (share of gross exposure, soft 4%, hard 5%) unless told otherwise."""
+
+    class Meta:
+        model = AlertRule
+
+    name = factory.Sequence(lambda n: f"rule-{n}")
+    kind = RuleKind.RISK_LIMIT
+    parameters = factory.LazyFunction(
+        lambda: {"figure": "var", "basis": "fraction_of_gross", "soft": 0.04, "hard": 0.05}
+    )
+    severity = AlertSeverity.HIGH
+    cooldown = dt.timedelta(minutes=15)
+    enabled = True
+    auto_resolve = True
+
+
+class AlertFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Alert
+
+    rule = factory.SubFactory(AlertRuleFactory)
+    portfolio = factory.SubFactory(PortfolioFactory)
+    subject_key = factory.LazyAttribute(lambda a: f"portfolio:{a.portfolio.pk}" if a.portfolio else "desk")
+    severity = AlertSeverity.HIGH
+    title = factory.Sequence(lambda n: f"Alert {n}")
+    first_seen = factory.LazyFunction(timezone.now)
+    last_seen = factory.LazyAttribute(lambda a: a.first_seen)
+
+
+class LimitIncreaseFactory(factory.django.DjangoModelFactory):
+    """A requested increase of the rule's hard level, expiring in a day."""
+
+    class Meta:
+        model = LimitIncrease
+
+    rule = factory.SubFactory(AlertRuleFactory)
+    new_hard = Decimal("0.08")
+    reason = "Index rebalance this week"
+    requested_by = factory.SubFactory(UserFactory)
+    requested_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyAttribute(lambda i: i.requested_at + dt.timedelta(days=1))

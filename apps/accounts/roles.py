@@ -24,6 +24,10 @@ READABLE = [
     ("risk", "risksnapshot"),
     ("risk", "symbolsignal"),
     ("risk", "stressscenario"),
+    ("alerts", "alert"),
+    ("alerts", "alertrule"),
+    ("alerts", "limitutilisation"),
+    ("alerts", "limitincrease"),
 ]
 
 ANALYST_EXTRA = [
@@ -32,10 +36,15 @@ ANALYST_EXTRA = [
     ("risk", "add_risksnapshot"),  # run a calculation on demand
     ("risk", "add_stressscenario"),
     ("risk", "change_stressscenario"),
+    ("alerts", "acknowledge_alert"),
+    ("alerts", "resolve_alert"),
+    ("alerts", "add_limitincrease"),  # request a temporary limit increase
 ]
 
 # Admins get every permission of these apps, plus user administration and the audit trail. That includes
-# market.push_ticks, the tick API's permission: an external feed pushes with an Admin service account's token.
+# market.push_ticks, the tick API's permission: an external feed pushes with an Admin service account's token,
+# and in alerts rule editing, approving limit increases, overriding hard limits and the notification channels
+# (their targets are webhook URLs and addresses, so only Admins read them).
 ADMIN_APPS = ["market", "portfolios", "risk", "alerts", "audit", "accounts"]
 ADMIN_EXTRA = [
     ("auth", "view_group"),

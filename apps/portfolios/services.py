@@ -142,11 +142,15 @@ def trade_book(
     source: str = TradeSource.MANUAL,
     booked_by=None,
     note: str = "",
+    check_limits: bool = False,
+    override_hard_limits: bool = False,
 ) -> BookingResult:
     """Book a trade and update its position atomically; the same external id is booked only once.
 
     Sending a trade again with the same external id and the same details returns the booked trade
-    (created=False); the same id with other details is refused.
+    (created=False); the same id with other details is refused. With check_limits (bookings by a person),
+    a trade that would breach a hard limit is refused unless override_hard_limits is asked by a user whose
+    role may override, and the override is audited (apps.alerts.pretrade.trade_hard_limits_check).
     """
     fields = check_trade(
         portfolio=portfolio,
@@ -158,11 +162,15 @@ def trade_book(
         external_id=external_id,
         fees=fees,
     )
+    overridden = []
+    if check_limits and _existing(fields["external_id"], portfolio, instrument, fields) is None:
+        overridden = _hard_limits_check(portfolio, instrument, fields, booked_by, override_hard_limits)
     try:
         with transaction.atomic():
             result = _book_locked(portfolio, instrument, fields, source=source, booked_by=booked_by, note=note)
             if result.created:
                 _recalculation_request(portfolio.pk)
+                _surveillance_request(result.trade, overridden)
             return result
     except IntegrityError:
         # Another transaction booked this external id (in another portfolio) between our check and insert.
@@ -178,6 +186,28 @@ def _recalculation_request(portfolio_id: int) -> None:
     from apps.risk.live import recalculation_request
 
     recalculation_request(portfolio_ids=[portfolio_id])
+
+
+def _hard_limits_check(portfolio: Portfolio, instrument: Instrument, fields: dict, user, override: bool) -> list:
+    """Refuse the trade if it breaches a hard limit (unless overridden); return the breaches overridden."""
+    from apps.alerts.pretrade import trade_hard_limits_check
+
+    return trade_hard_limits_check(
+        portfolio=portfolio,
+        instrument=instrument,
+        side=fields["side"],
+        quantity=fields["quantity"],
+        price=fields["price"],
+        user=user,
+        override=override,
+    )
+
+
+def _surveillance_request(trade: Trade, overridden: list) -> None:
+    """Audit a hard-limit override with the trade, and have the trade surveilled once the booking commits."""
+    from apps.alerts.services import trade_booked
+
+    trade_booked(trade=trade, overridden=overridden)
 
 
 def _book_locked(

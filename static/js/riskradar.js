@@ -1,4 +1,4 @@
-/* RiskRadar's own browser code: the colour theme and charts.
+/* RiskRadar's own browser code: the colour theme, charts and the toasts of in-app notifications.
  *
  * Loaded in <head> without defer, so the theme is set before the page paints; the rest waits for the DOM.
  * Pages pass data through data- attributes and <script type="application/json"> (json_script), never through
@@ -171,11 +171,37 @@
     });
   }
 
+  // ------------------------------------------------------------------ toasts
+  // In-app notifications arrive over the stream as <div class="toast" data-rr-toast> inside #toast-container
+  // (templates/stream/_alert.html); Bootstrap shows each one, hides it after a while, and it is then removed.
+  var TOAST_DELAY_MS = 10000;
+  var MAX_TOASTS = 5;
+
+  function showToasts(root) {
+    if (!window.bootstrap || !root || !root.querySelectorAll) return;
+    var toasts = Array.prototype.slice.call(root.querySelectorAll(".toast[data-rr-toast]"));
+    if (root.matches && root.matches(".toast[data-rr-toast]")) toasts.push(root);
+    toasts.forEach(function (toast) {
+      if (toast.hasAttribute("data-rr-shown")) return;
+      toast.setAttribute("data-rr-shown", "");
+      toast.addEventListener("hidden.bs.toast", function () { toast.remove(); });
+      window.bootstrap.Toast.getOrCreateInstance(toast, { delay: TOAST_DELAY_MS }).show();
+    });
+    // The newest toast is the first; beyond MAX_TOASTS the oldest go.
+    var container = document.getElementById("toast-container");
+    if (!container) return;
+    var shown = container.querySelectorAll(".toast[data-rr-toast]");
+    for (var i = shown.length - 1; i >= MAX_TOASTS; i -= 1) shown[i].remove();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     applyTheme(storedPreference()); // mark the active menu entry, now that it exists
     initCharts(document);
   });
   // Content swapped in by htmx, and pages restored from htmx's history cache (their canvases are blank).
-  document.addEventListener("htmx:load", function (event) { initCharts(event.detail.elt); });
+  document.addEventListener("htmx:load", function (event) {
+    initCharts(event.detail.elt);
+    showToasts(event.detail.elt);
+  });
   document.addEventListener("htmx:historyRestore", function () { initCharts(document); });
 })();
