@@ -1,4 +1,5 @@
-"""Health of the services RiskRadar needs: the database, the channel layer (Redis) and the worker cluster.
+"""Health of the services RiskRadar needs: the database, the channel layer (Redis), the worker cluster and
+the market feed.
 
 Each check returns {"ok": bool, "detail": str, ...} and never raises; a check that fails logs the cause
 and answers with a short reason, so an anonymous caller learns that something is down but not how the
@@ -115,7 +116,60 @@ def check_worker() -> dict:
     return {**result, "detail": ", ".join(states)}
 
 
-CHECKS = {"database": check_database, "channel_layer": check_channel_layer, "worker": check_worker}
+FEED_SILENT = "the {kind} feed has not reported for {age}"
+FEED_NEVER = "the {kind} feed has never reported"
+TICKS_STALE = "no tick for {age} while {markets} open"
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def check_feed() -> dict:
+    """Is market data fresh? The demo and replay feeds are processes of ours that report a heartbeat every
+    round; it must be younger than the feed's stale threshold (FeedState.stale_after_seconds, at least three
+    tick intervals). An external feed pushes ticks through the API: the newest tick of a watched symbol must be
+    younger than the threshold while any watched symbol's exchange is open (closed markets send nothing)."""
+    from apps.market.feeds import hours
+    from apps.market.models import FeedKind
+    from apps.market.services import feed_status
+
+    now = timezone.now()
+    try:
+        status_ = feed_status(now=now)
+    except Exception as exc:
+        return _failed("feed", exc)
+    state = status_.state
+    limit = max(float(state.stale_after_seconds), 3 * state.tick_interval_seconds)
+    result = {"feed": state.active_feed, "stale_after_seconds": limit}
+    if state.active_feed != FeedKind.EXTERNAL:
+        age = status_.heartbeat_age_seconds
+        result["heartbeat_age_seconds"] = age
+        if age is None:
+            return {**result, "ok": False, "detail": FEED_NEVER.format(kind=state.get_active_feed_display())}
+        if age > limit:
+            detail = FEED_SILENT.format(kind=state.get_active_feed_display(), age=_age(age))
+            return {**result, "ok": False, "detail": detail}
+        return {**result, "ok": True, "detail": f"heartbeat {_age(age)} ago"}
+    ages = [row.age_seconds for row in status_.rows if row.age_seconds is not None]
+    newest = min(ages) if ages else None
+    result["newest_tick_age_seconds"] = newest
+    open_markets = sorted(
+        {row.instrument.exchange for row in status_.rows if hours.is_open(row.instrument.exchange, now)}
+    )
+    if open_markets and (newest is None or newest > limit):
+        age = "ever" if newest is None else _age(newest)
+        return {**result, "ok": False, "detail": TICKS_STALE.format(age=age, markets=", ".join(open_markets))}
+    detail = f"newest tick {_age(newest)} ago" if newest is not None else "no tick yet; every market closed"
+    return {**result, "ok": True, "detail": detail}
+
+
+CHECKS = {
+    "database": check_database,
+    "channel_layer": check_channel_layer,
+    "worker": check_worker,
+    "feed": check_feed,
+}
 
 
 @cache
@@ -148,13 +202,23 @@ _CHECK = inline_serializer(
         "overdue_schedules": serializers.IntegerField(
             required=False, help_text="Worker only: schedules more than 30 minutes past their next run."
         ),
+        "feed": serializers.ChoiceField(choices=["demo", "replay", "external"], required=False, help_text="Feed only."),
+        "stale_after_seconds": serializers.FloatField(required=False, help_text="Feed only: the freshness limit."),
+        "heartbeat_age_seconds": serializers.FloatField(
+            required=False, allow_null=True, help_text="Demo and replay feeds: seconds since the feed process reported."
+        ),
+        "newest_tick_age_seconds": serializers.FloatField(
+            required=False, allow_null=True, help_text="External feed: age of the newest tick of a watched symbol."
+        ),
     },
 )
 _REPORT = inline_serializer(
     "Health",
     {
         "status": serializers.ChoiceField(choices=["ok", "degraded"]),
-        "checks": inline_serializer("HealthChecks", {"database": _CHECK, "channel_layer": _CHECK, "worker": _CHECK}),
+        "checks": inline_serializer(
+            "HealthChecks", {"database": _CHECK, "channel_layer": _CHECK, "worker": _CHECK, "feed": _CHECK}
+        ),
         "version": serializers.CharField(),
     },
 )

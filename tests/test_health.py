@@ -1,4 +1,4 @@
-"""GET /api/v1/health: the database, the channel layer and the worker, without authentication."""
+"""GET /api/v1/health: the database, the channel layer, the worker and the feed, without authentication."""
 
 import asyncio
 import datetime as dt
@@ -34,6 +34,14 @@ def running_worker(db):
     status.status = "Idle"
     get_broker().set_stat(Stat.get_key("test-cluster"), SignedPackage.dumps(status, True), 30)
     Schedule.objects.update(next_run=timezone.now() + dt.timedelta(minutes=15))
+
+
+@pytest.fixture
+def feed_alive(db):
+    """The demo feed process reported a moment ago."""
+    from apps.market.services import feed_heartbeat
+
+    feed_heartbeat()
 
 
 def task_create(*, success: bool, stopped: dt.datetime) -> Task:
@@ -101,7 +109,7 @@ def test_without_a_worker_the_service_is_degraded():
 
 
 @pytest.mark.django_db
-def test_with_a_running_worker_everything_is_ok(running_worker):
+def test_with_a_running_worker_everything_is_ok(running_worker, feed_alive):
     OrmQ.objects.create(key="riskradar", payload="x", lock=timezone.now())
 
     response = APIClient().get(URL)
@@ -120,7 +128,7 @@ def test_with_a_running_worker_everything_is_ok(running_worker):
 
 
 @pytest.mark.django_db
-def test_health_needs_no_authentication_and_ignores_a_bad_token(running_worker):
+def test_health_needs_no_authentication_and_ignores_a_bad_token(running_worker, feed_alive):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
     assert client.get(URL).status_code == 200
@@ -180,7 +188,7 @@ def test_an_unreachable_cache_fails_the_worker_check(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_tasks_failed_in_the_last_day_are_counted_without_degrading(running_worker):
+def test_tasks_failed_in_the_last_day_are_counted_without_degrading(running_worker, feed_alive):
     now = timezone.now()
     task_create(success=False, stopped=now - dt.timedelta(minutes=5))
     task_create(success=False, stopped=now - dt.timedelta(hours=23))
@@ -228,3 +236,63 @@ def test_a_schedule_overdue_by_more_than_thirty_minutes_degrades_the_worker(runn
     assert worker["ok"] is False and worker["overdue_schedules"] == 1
     assert worker["detail"] == health.SCHEDULER_STALE.format(count=1, minutes=30)
     assert response.json()["checks"]["database"]["ok"] is True
+
+
+# ------------------------------------------------------------------------------ the feed
+
+
+def feed_check(**state) -> dict:
+    from apps.market.services import feed_state
+
+    feed = feed_state()
+    for field, value in state.items():
+        setattr(feed, field, value)
+    feed.save()
+    return health.check_feed()
+
+
+@pytest.mark.django_db
+def test_a_demo_feed_is_healthy_while_its_heartbeat_is_fresh(running_worker):
+    now = timezone.now()
+    fresh = feed_check(active_feed="demo", heartbeat_at=now - dt.timedelta(seconds=30), stale_after_seconds=120)
+    assert fresh["ok"] and fresh["detail"] == "heartbeat 30 s ago"
+    silent = feed_check(heartbeat_at=now - dt.timedelta(minutes=10))
+    assert not silent["ok"] and silent["detail"] == "the Demo simulator feed has not reported for 10 min"
+    never = feed_check(heartbeat_at=None)
+    assert not never["ok"] and "never reported" in never["detail"]
+    response = APIClient().get(URL)
+    assert response.status_code == 503 and response.json()["checks"]["feed"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_an_external_feed_is_judged_by_its_newest_tick_while_a_market_is_open():
+    from apps.market.models import FeedState
+    from tests.factories import InstrumentFactory, TickFactory
+
+    btc = InstrumentFactory(symbol="BTC-USD", asset_class="crypto", exchange="CRYPTO", currency="USD")
+    FeedState.get_solo().watched.set([btc])
+    now = timezone.now()
+    assert feed_check(active_feed="external", stale_after_seconds=120)["detail"].startswith("no tick for ever")
+    TickFactory(instrument=btc, ts=now - dt.timedelta(minutes=5))
+    stale = feed_check()
+    assert not stale["ok"] and stale["detail"] == "no tick for 5 min while CRYPTO open"
+    TickFactory(instrument=btc, ts=now - dt.timedelta(seconds=10))
+    assert feed_check() == {
+        "ok": True,
+        "detail": "newest tick 10 s ago",
+        "feed": "external",
+        "stale_after_seconds": 120.0,
+        "newest_tick_age_seconds": pytest.approx(10, abs=2),
+    }
+
+
+@pytest.mark.django_db
+def test_an_external_feed_may_be_silent_while_every_market_is_closed(monkeypatch):
+    from apps.market.feeds import hours
+    from apps.market.models import FeedState
+    from tests.factories import InstrumentFactory
+
+    FeedState.get_solo().watched.set([InstrumentFactory(symbol="RELIANCE", exchange="NSE")])
+    monkeypatch.setattr(hours, "is_open", lambda exchange, at: False)
+    result = feed_check(active_feed="external")
+    assert result["ok"] and result["detail"] == "no tick yet; every market closed"

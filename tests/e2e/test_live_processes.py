@@ -177,7 +177,7 @@ def test_a_killed_worker_finishes_the_queued_recalculations_after_restart(platfo
     assert update["data"]["portfolio_id"] == info["portfolio_id"]
     platform.wait_for(lambda: queued_tasks(platform) == 0, "the queue to drain", timeout=RISK_UPDATE_DEADLINE)
     assert intraday_snapshots(platform, info["portfolio_id"]) > before
-    platform.wait_for(platform._healthy, "health ok with the new worker", timeout=RISK_UPDATE_DEADLINE)
+    platform.wait_for(platform.processes_healthy, "health ok with the new worker", timeout=RISK_UPDATE_DEADLINE)
 
 
 def test_no_process_logged_a_traceback(platform):
