@@ -36,6 +36,8 @@ if PRODUCTION:
     SECRET_KEY = env.str("SECRET_KEY")  # production refuses to start without one
 else:
     SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+# Older keys still accepted for signatures (sessions, password reset links) while a new SECRET_KEY is rolled out.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
@@ -61,6 +63,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "corsheaders",
+    "django_prometheus",
     "solo",
     "apps.accounts",
     "apps.market",
@@ -72,6 +75,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request counts and latencies for /metrics (django-prometheus): first and last, to time everything.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -88,7 +93,12 @@ MIDDLEWARE = [
     "auditlog.middleware.AuditlogMiddleware",
     # Last: turns a sign-in refused for too many failures into the lockout answer (apps/accounts/lockout.py).
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+# /metrics (Prometheus text format): open like /api/v1/health unless METRICS_TOKEN is set, then only for
+# "Authorization: Bearer <METRICS_TOKEN>". Keep it off the public internet either way (docs/operations.md).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # How many reverse proxies stand in front of the web process: the client address is then read from
 # X-Forwarded-For, counted from the right (the audit trail's IP; throttling). 0 trusts REMOTE_ADDR only.
@@ -316,11 +326,24 @@ RISKRADAR_EXPLAIN_LLM_MODEL = env.str("RISKRADAR_EXPLAIN_LLM_MODEL", default="")
 RISKRADAR_EXPLAIN_LLM_KEY = env.str("RISKRADAR_EXPLAIN_LLM_KEY", default="")
 
 # ------------------------------------------------------------------------------ logging
+# Plain lines for a terminal; one JSON object per line in production (or LOG_FORMAT=json), for a log
+# collector: time, level, logger, message, process and any extra fields, exceptions as a string.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s %(process)d %(threadName)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601 in UTC
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

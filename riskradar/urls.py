@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from apps.risk import dashboard
+from riskradar.metrics import metrics_view
 
 # Swagger UI loads its start-up script from a URL of its own (the split view), but it and ReDoc style
 # themselves inline, and ReDoc runs its search in a worker made from a blob.
@@ -29,6 +30,7 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("riskradar.api_urls")),
+    path("metrics", metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", DOCS_CSP(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/redoc", DOCS_CSP(SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),

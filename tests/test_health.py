@@ -296,3 +296,18 @@ def test_an_external_feed_may_be_silent_while_every_market_is_closed(monkeypatch
     monkeypatch.setattr(hours, "is_open", lambda exchange, at: False)
     result = feed_check(active_feed="external")
     assert result["ok"] and result["detail"] == "no tick yet; every market closed"
+
+
+@pytest.mark.django_db
+def test_check_health_command_runs_chosen_checks_and_fails_when_one_does(running_worker, feed_alive):
+    import json
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("check_health", "--only", "worker", "--only", "database", stdout=out)
+    assert set(json.loads(out.getvalue())) == {"worker", "database"}
+    cache.clear()  # the cluster's heartbeat is gone
+    with pytest.raises(CommandError, match="unhealthy: worker"):
+        call_command("check_health", "--only", "worker", stdout=StringIO())

@@ -99,3 +99,28 @@ def test_the_forking_worker_connects_to_postgresql_without_a_pool(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_production_logs_one_json_object_per_line(tmp_path):
+    import json
+    import secrets
+
+    env = {**base_env(tmp_path), "RISKRADAR_PRODUCTION": "true", "SECRET_KEY": secrets.token_urlsafe(60)}
+    script = (
+        "import django, logging, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'riskradar.settings'; django.setup(); "
+        "logging.getLogger('apps.risk.live').warning('slow %s', 'ALPHA', extra={'portfolio': 'ALPHA'})"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stderr.strip().splitlines()[-1])
+    assert {k: record[k] for k in ("level", "logger", "message", "portfolio")} == {
+        "level": "WARNING",
+        "logger": "apps.risk.live",
+        "message": "slow ALPHA",
+        "portfolio": "ALPHA",
+    }
+    assert record["time"].endswith("+00:00")
+    plain = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env={**env, "LOG_FORMAT": "plain"}, capture_output=True, text=True
+    )
+    assert " WARNING apps.risk.live slow ALPHA" in plain.stderr

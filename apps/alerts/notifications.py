@@ -51,6 +51,7 @@ from django.utils import timezone
 
 from apps.alerts.models import Alert, AlertSeverity, NotificationAttempt, NotificationChannel
 from apps.stream.publish import jsonable, publish
+from riskradar import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -467,6 +468,8 @@ def attempt_deliver(*, attempt_id: int, event: str | None = None) -> str:
             return ""
         if status == Status.FAILED:
             _schedule_retry(attempt, event, now)
+    if status == Status.SENT:
+        metrics.count("notifications_sent")
     if status == Status.GAVE_UP:
         logger.warning(
             "Gave up notifying alert %s over channel %s after attempt %s: %s",
