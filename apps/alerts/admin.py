@@ -114,7 +114,22 @@ class AlertRuleAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         obj.updated_by = request.user
+        obj._audit_before = services.rule_state(AlertRule.objects.get(pk=obj.pk)) if change else None
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        # Recorded after the channels (many-to-many) are saved, in the admin's transaction.
+        super().save_related(request, form, formsets, change)
+        rule = form.instance
+        after = services.rule_state(rule)
+        services.rule_change_record(rule=rule, user=request.user, before=rule._audit_before, after=after)
+
+    def delete_model(self, request, obj):
+        services.alert_rule_delete(rule=obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            services.alert_rule_delete(rule=rule, user=request.user)
 
     @admin.action(description=f"Dry run over the last {DRY_RUN_DAYS} days")
     def dry_run_last_30_days(self, request, queryset):

@@ -10,16 +10,17 @@ from decimal import Decimal
 
 import numpy as np
 
+from apps.alerts.engine import surveillance
+
 SOFT = "soft"
 HARD = "hard"
 # A condition without levels (velocity, z-score, anomaly, market rules): it holds or it does not.
 BREACH = "breach"
 
-# 1 / Phi^-1(0.75): scales the median absolute deviation to the standard deviation of a normal sample.
-MAD_SCALE = 1.482602218505602
-# sqrt(pi / 2): scales the mean absolute deviation likewise; the fallback when more than half the
-# history sits on the median, so the MAD is zero.
-MEAN_AD_SCALE = 1.2533141373155003
+# The scales of the robust z-score (apps.alerts.engine.surveillance): 1 / Phi^-1(0.75) for the median absolute
+# deviation, sqrt(pi / 2) for the mean absolute deviation.
+MAD_SCALE = surveillance.MAD_SCALE
+MEAN_AD_SCALE = surveillance.MEAN_AD_SCALE
 
 
 def as_decimal(value) -> Decimal | None:
@@ -59,21 +60,10 @@ def robust_zscore(value: float, history) -> tuple[float | None, float | None, fl
 
     z = (value - median) / (1.4826 x MAD). When the MAD is zero the scaled mean absolute deviation is used;
     when that is zero too (every past value identical), z is +inf above the median, -inf below and 0 on it.
-    An empty history gives (None, None, None).
+    An empty history gives (None, None, None). The engine's function (apps.alerts.engine.surveillance), so
+    pre-trade checks score a trade as evaluation does.
     """
-    data = np.asarray(history, dtype=float)
-    data = data[np.isfinite(data)]
-    if data.size == 0 or not math.isfinite(value):
-        return None, None, None
-    median = float(np.median(data))
-    deviations = np.abs(data - median)
-    scale = MAD_SCALE * float(np.median(deviations))
-    if scale == 0:
-        scale = MEAN_AD_SCALE * float(np.mean(deviations))
-    if scale == 0:
-        z = 0.0 if value == median else math.copysign(math.inf, value - median)
-        return z, median, 0.0
-    return (value - median) / scale, median, scale
+    return surveillance.robust_zscore(value, history)
 
 
 def window_counts(times_seconds, window_seconds: float):
@@ -81,11 +71,12 @@ def window_counts(times_seconds, window_seconds: float):
 
     Trades at the same time as t all count, as they would for a database count run after them.
     """
-    times = np.asarray(times_seconds, dtype=float)
+    times = np.asarray(times_seconds)
     if times.size == 0:
         return np.zeros(0, dtype=int)
-    upper = np.searchsorted(times, times, side="right")
-    lower = np.searchsorted(times, times - window_seconds, side="right")
+    lo, hi = np.zeros(times.size, dtype=np.int64), np.full(times.size, times.size, dtype=np.int64)
+    upper = surveillance.grouped_searchsorted(times, lo, hi, times, side="right")
+    lower = surveillance.grouped_searchsorted(times, lo, hi, times - window_seconds, side="right")
     return upper - lower
 
 

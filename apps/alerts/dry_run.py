@@ -17,10 +17,12 @@ from django.utils import timezone
 
 from apps.alerts import conditions
 from apps.alerts.conditions import BREACH, HARD, limit_level
+from apps.alerts.engine import surveillance
 from apps.alerts.models import AlertRule, LimitFigure, LimitIncrease, LimitIncreaseStatus, RuleKind, Scope
 from apps.alerts.parameters import parameters_validate, scope_check
 from apps.alerts.selectors import limit_increases_history
-from apps.alerts.services import as_float, levels_in_force, risk_figure_value, trade_notional, trade_scope_q
+from apps.alerts.services import as_float, levels_in_force, risk_figure_value, trade_scope_q
+from apps.alerts.trade_frames import from_us, trades_frame
 from apps.market.models import Instrument, PriceBar, Tick
 from apps.market.selectors import FxTable, fx_table
 from apps.portfolios.models import Portfolio, Trade
@@ -253,25 +255,22 @@ def _history_trades(rule: AlertRule, until):
     return qs
 
 
+def _codes(frame) -> dict[int, str]:
+    return dict(Portfolio.objects.filter(pk__in=set(frame.client.tolist())).values_list("pk", "code"))
+
+
 def _dry_velocity(rule: AlertRule, since, until, replay: _Replay) -> None:
     params = rule.parameters
     window = params["window_seconds"]
-    rows = (
-        _history_trades(rule, until)
-        .filter(traded_at__gt=since - dt.timedelta(seconds=window))
-        .order_by("portfolio_id", "traded_at", "id")
-        .values_list("portfolio_id", "portfolio__code", "traded_at")
-    )
-    by_portfolio: dict[int, list] = {}
-    for portfolio_id, code, traded_at in rows.iterator():
-        by_portfolio.setdefault(portfolio_id, []).append((code, traded_at))
-    events = []
-    for portfolio_id, trades in by_portfolio.items():
-        times = np.array([t.timestamp() for _, t in trades])
-        counts = conditions.window_counts(times, window)
-        for (code, traded_at), count in zip(trades, counts, strict=True):
-            if traded_at >= since:
-                events.append((traded_at, portfolio_id, code, int(count)))
+    trades = _history_trades(rule, until).filter(traded_at__gt=since - dt.timedelta(seconds=window))
+    frame = trades_frame(trades, fx=None, targets_since=since)
+    counts = surveillance.window_counts(frame, window * surveillance.US_PER_SECOND)
+    codes = _codes(frame)
+    rows = frame.targets
+    events = [
+        (from_us(ts), client, codes[client], count)
+        for ts, client, count in zip(frame.ts[rows].tolist(), frame.client[rows].tolist(), counts.tolist(), strict=True)
+    ]
     for traded_at, portfolio_id, code, count in sorted(events, key=lambda e: (e[0], e[1])):
         level = BREACH if conditions.velocity_breach(count, max_trades=params["max_trades"]) else None
         replay.observe(f"portfolio:{portfolio_id}", code, traded_at, level, float(count))
@@ -279,34 +278,23 @@ def _dry_velocity(rule: AlertRule, since, until, replay: _Replay) -> None:
 
 def _dry_zscore(rule: AlertRule, since, until, replay: _Replay) -> None:
     params = rule.parameters
-    fx = fx_table()
-    rows = (
-        _history_trades(rule, until)
-        .order_by("portfolio_id", "traded_at", "id")
-        .values_list(
-            "portfolio_id",
-            "portfolio__code",
-            "portfolio__base_currency",
-            "traded_at",
-            "quantity",
-            "price",
-            "instrument__multiplier",
-            "instrument__currency",
+    frame = trades_frame(_history_trades(rule, until), fx=fx_table(), targets_since=since)
+    stats = surveillance.rolling_robust_z(frame, params["lookback_trades"])
+    rows = frame.targets
+    notional = frame.notional[rows]
+    with np.errstate(invalid="ignore"):
+        scored = (
+            np.isfinite(notional)
+            & (stats.history >= params["min_history"])
+            & (notional >= float(params["min_notional"]))
         )
-    )
+    codes = _codes(frame)
     events = []
-    history: dict[int, list[float]] = {}
-    for portfolio_id, code, base, traded_at, quantity, price, multiplier, currency in rows.iterator():
-        notional = trade_notional(quantity, price, multiplier, currency, base, fx)
-        past = history.setdefault(portfolio_id, [])
-        if traded_at >= since and notional is not None:
-            recent = past[-params["lookback_trades"] :]
-            if len(recent) >= params["min_history"] and notional >= Decimal(str(params["min_notional"])):
-                z, _, _ = conditions.robust_zscore(float(notional), recent)
-                level = BREACH if conditions.zscore_breach(z, threshold=params["threshold"]) else None
-                events.append((traded_at, portfolio_id, code, level, z))
-        if notional is not None:
-            past.append(float(notional))
+    for i in np.flatnonzero(scored).tolist():
+        z = float(stats.z[i])
+        client = int(frame.client[rows[i]])
+        level = BREACH if conditions.zscore_breach(z, threshold=params["threshold"]) else None
+        events.append((from_us(frame.ts[rows[i]]), client, codes[client], level, z))
     for traded_at, portfolio_id, code, level, z in sorted(events, key=lambda e: (e[0], e[1])):
         peak = z if z is not None and math.isfinite(z) else None
         replay.observe(f"portfolio:{portfolio_id}", code, traded_at, level, peak)

@@ -458,3 +458,32 @@ class NotificationAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alert_id} via {self.channel_id} #{self.attempt}: {self.status}"
+
+
+class AnomalyModel(models.Model):
+    """A fitted anomaly detector (an IsolationForest over the trade features), written by the training task only.
+
+    The newest version is the one in force: every worker and web process scores with it. The estimator is
+    serialised with joblib (a pickle) and signed with an HMAC of SECRET_KEY; it is unpickled only when the
+    signature matches and the scikit-learn version is the one running, so bytes that did not come from the
+    training task are never loaded. No form, admin field or API takes these bytes from a user.
+    """
+
+    version = models.PositiveIntegerField(unique=True)
+    trained_at = models.DateTimeField()
+    n_samples = models.PositiveIntegerField(help_text="Trades the detector was fitted on.")
+    feature_names = models.JSONField(help_text="The features, in the order the estimator expects them.")
+    parameters = models.JSONField(default=dict, help_text="Seed, forest size and the training window.")
+    data_from = models.DateTimeField(help_text="Earliest trade time in the training set.")
+    data_until = models.DateTimeField(help_text="Latest trade time in the training set.")
+    score_quantiles = models.JSONField(default=dict, help_text="Quantiles of the training trades' own scores.")
+    library_version = models.CharField(max_length=32, help_text="scikit-learn version that fitted and pickled it.")
+    estimator = models.BinaryField(help_text="The fitted estimator, joblib-serialised.")
+    signature = models.CharField(max_length=64, help_text="HMAC-SHA256 of the estimator bytes (SECRET_KEY).")
+
+    class Meta:
+        ordering = ["-version"]
+        get_latest_by = "version"
+
+    def __str__(self) -> str:
+        return f"Anomaly model v{self.version} ({self.n_samples} trades, {self.trained_at:%Y-%m-%d %H:%M})"

@@ -9,13 +9,15 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
+    Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
     Sum,
 )
-from django.db.models.functions import Abs, Coalesce, TruncDate
+from django.db.models.functions import Abs, Coalesce, Trunc, TruncDate
 from django.utils import timezone
 
 from apps.alerts.models import (
@@ -32,7 +34,7 @@ from apps.alerts.models import (
 )
 from apps.market.models import PRICE, PriceBar, Quote
 from apps.market.selectors import FxTable, fx_table
-from apps.portfolios.models import Portfolio, Position
+from apps.portfolios.models import Portfolio, Position, Trade
 from apps.risk.models import RiskSnapshot, SnapshotKind
 
 MONEY = DecimalField(max_digits=48, decimal_places=12)
@@ -328,3 +330,135 @@ def symbol_exposures(
             exposure.net = (row["net"] or Decimal(0)) * rate
         answer[row["instrument_id"]] = exposure
     return answer
+
+
+# ------------------------------------------------------------------------------ pages
+
+BUCKETS = ("minute", "hour", "day")
+
+
+def alerts_open_count() -> int:
+    """Return how many alerts are OPEN (not yet acknowledged): the badge on the navigation link."""
+    return Alert.objects.filter(status=AlertStatus.OPEN).count()
+
+
+def alerts_recent(*, kinds: list[str], limit: int = 20) -> list[Alert]:
+    """Return the most recently raised alerts of the rule kinds (recent anomalies on the surveillance page)."""
+    return list(
+        Alert.objects.filter(rule__kind__in=kinds)
+        .select_related("rule", "portfolio", "instrument")
+        .order_by("-first_seen", "-id")[:limit]
+    )
+
+
+def alert_rule_list() -> QuerySet[AlertRule]:
+    """Return every rule with its scope's portfolio and instrument, by kind and name."""
+    return AlertRule.objects.select_related("scope_portfolio", "scope_instrument").order_by("kind", "name")
+
+
+def limit_increase_list(*, status: str = "") -> QuerySet[LimitIncrease]:
+    """Return limit increases, the latest request first (the history is never deleted)."""
+    qs = LimitIncrease.objects.select_related(
+        "rule", "portfolio", "requested_by", "decided_by", "cancelled_by"
+    ).order_by("-requested_at", "-id")
+    return qs.filter(status=status) if status else qs
+
+
+def _bucketed(qs: QuerySet, field: str, bucket: str, tz: dt.tzinfo):
+    if bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}")
+    return qs.annotate(at=Trunc(field, bucket, tzinfo=tz)).order_by()
+
+
+def limit_utilisation_series(
+    *,
+    portfolio: Portfolio,
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+    rule_id: int | None = None,
+    bucket: str = "hour",
+    tz: dt.tzinfo = dt.UTC,
+) -> list[dict]:
+    """Return a portfolio's limit history per rule and time bucket (the highest of each bucket), oldest first.
+
+    Each row: rule_id, at (the bucket's start in `tz`), utilisation, value, soft and hard (each the maximum in
+    the bucket, so a short breach stays visible however coarse the bucket).
+    """
+    qs = LimitUtilisation.objects.filter(portfolio=portfolio, as_of__gte=since)
+    if until is not None:
+        qs = qs.filter(as_of__lte=until)
+    if rule_id is not None:
+        qs = qs.filter(rule_id=rule_id)
+    rows = (
+        _bucketed(qs, "as_of", bucket, tz)
+        .values("rule_id", "at")
+        .annotate(
+            utilisation=Max("utilisation"),
+            value=Max("value"),
+            soft=Max("limit_soft"),
+            hard=Max("limit_hard"),
+        )
+        .order_by("at", "rule_id")
+    )
+    return list(rows)
+
+
+def snapshot_figure_series(
+    *,
+    portfolio: Portfolio,
+    figure: str,
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+    bucket: str = "hour",
+    tz: dt.tzinfo = dt.UTC,
+) -> list[dict]:
+    """Return a figure of a portfolio's current snapshots per time bucket (its highest), oldest first.
+
+    `figure` is "gross_exposure" or "net_exposure" (the absolute market value), as client exposure measures them.
+    """
+    expression = Abs("market_value") if figure == "net_exposure" else F("gross_exposure")
+    qs = RiskSnapshot.objects.filter(portfolio=portfolio, as_of__gte=since).exclude(kind=SnapshotKind.POINT_IN_TIME)
+    if until is not None:
+        qs = qs.filter(as_of__lte=until)
+    return list(_bucketed(qs, "as_of", bucket, tz).values("at").annotate(value=Max(expression)).order_by("at"))
+
+
+def velocity_leaders(*, now: dt.datetime | None = None, limit: int = 10) -> list[dict]:
+    """Return the portfolios (clients) that booked the most trades in the last minute, then the last hour.
+
+    One aggregate over the last hour's trades: portfolio_id, code, name, client_reference, last_minute,
+    last_hour and the time of the latest trade.
+    """
+    now = now or timezone.now()
+    minute_ago, hour_ago = now - dt.timedelta(minutes=1), now - dt.timedelta(hours=1)
+    return list(
+        Trade.objects.filter(traded_at__gt=hour_ago, traded_at__lte=now)
+        .order_by()
+        .values("portfolio_id", code=F("portfolio__code"), name=F("portfolio__name"))
+        .annotate(
+            client_reference=Max("portfolio__client_reference"),
+            last_minute=Count("id", filter=Q(traded_at__gt=minute_ago)),
+            last_hour=Count("id"),
+            latest=Max("traded_at"),
+        )
+        .order_by("-last_minute", "-last_hour", "code")[:limit]
+    )
+
+
+def alert_trades(*, alert: Alert, limit: int = 100) -> list[Trade]:
+    """Return the client's trades around a trade-rule alert, the latest first: the trades it names, and the
+    others in the rule's window before them (or around the alert's first and last sighting)."""
+    if alert.portfolio_id is None:
+        return []
+    figures = alert.figures or {}
+    ids = [i for i in figures.get("trade_ids", []) if isinstance(i, int)]
+    window = dt.timedelta(seconds=float(figures.get("window_seconds") or 0))
+    flagged = Trade.objects.filter(pk__in=ids, portfolio_id=alert.portfolio_id)
+    span = flagged.aggregate(first=Min("traded_at"), last=Max("traded_at"))
+    first, last = span["first"] or alert.first_seen, span["last"] or alert.last_seen
+    around = Q(traded_at__gt=first - window, traded_at__lte=last) if window else Q(pk__in=ids)
+    return list(
+        Trade.objects.filter(Q(pk__in=ids) | around, portfolio_id=alert.portfolio_id)
+        .select_related("instrument", "booked_by")
+        .order_by("-traded_at", "-id")[:limit]
+    )

@@ -27,15 +27,17 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+import numpy as np
 from auditlog.context import set_actor
 from auditlog.models import LogEntry
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, ProtectedError, Q, Subquery
 from django.utils import timezone
 
-from apps.alerts import conditions, notifications
+from apps.alerts import conditions, detector, notifications
 from apps.alerts.conditions import BREACH, HARD, SOFT, limit_level, utilisation
+from apps.alerts.engine.surveillance import FEATURE_WINDOW, US_PER_SECOND, rolling_robust_z, window_counts
 from apps.alerts.models import (
     ACTIVE_STATUSES,
     LIMIT_KINDS,
@@ -65,6 +67,9 @@ from apps.alerts.selectors import (
     snapshots_latest,
     symbol_exposures,
 )
+from apps.alerts.trade_frames import ID_CHUNK, from_us, scope_key, trade_frames_load
+from apps.audit.models import AuditAction
+from apps.audit.services import audit_record
 from apps.market.models import Instrument, Tick
 from apps.market.selectors import FxTable, fx_table
 from apps.portfolios.models import Portfolio, Position, Trade, TradeSource
@@ -80,6 +85,7 @@ PERM_APPROVE_INCREASE = "alerts.approve_limitincrease"
 PERM_OVERRIDE = "alerts.override_hard_limit"
 PERM_ADD_RULE = "alerts.add_alertrule"
 PERM_CHANGE_RULE = "alerts.change_alertrule"
+PERM_DELETE_RULE = "alerts.delete_alertrule"
 
 EVENT_TYPE = "alert"
 RAISED, UPDATED, SUPPRESSED, ACKNOWLEDGED, RESOLVED = "raised", "updated", "suppressed", "acknowledged", "resolved"
@@ -112,7 +118,11 @@ ERR_DECISION_NOTE = "Say why the increase is refused."
 ERR_CANCEL = "Only the requester, or someone who may approve increases, can cancel an increase."
 ERR_SCORE = "The anomaly score must be a finite number from 0 (normal) to 1 (anomalous)."
 ERR_RULE_FIELD = "Not a rule field: {field}."
+ERR_RULE_IN_USE = (
+    "Rule {name} has {alerts} alert(s) and {increases} limit increase(s) in its history; disable it instead."
+)
 
+RULE_FOREIGN_KEYS = ("scope_portfolio", "scope_instrument")
 RULE_FIELDS = (
     "name",
     "description",
@@ -375,6 +385,13 @@ def alert_acknowledge(*, alert: Alert, user, now: dt.datetime | None = None) -> 
     alert.acknowledged_at = now or timezone.now()
     with _actor(user):
         alert.save(update_fields=["status", "acknowledged_by", "acknowledged_at", "updated_at"])
+    audit_record(
+        action=AuditAction.ALERT_ACKNOWLEDGED,
+        actor=user,
+        obj=alert,
+        before={"status": AlertStatus.OPEN},
+        after={"status": alert.status, "acknowledged_at": alert.acknowledged_at},
+    )
     _publish(alert, ACKNOWLEDGED)
     return alert
 
@@ -409,6 +426,7 @@ def alert_resolve(*, alert: Alert, user, disposition: str, note: str, now: dt.da
         errors = {"status": ERR_TRANSITION.format(id=alert.pk, status=alert.status, action="resolved")}
     if errors:
         raise WorkflowError(errors)
+    before = {"status": alert.status}
     alert.status = AlertStatus.RESOLVED
     alert.resolved_by = user
     alert.resolved_at = now or timezone.now()
@@ -418,6 +436,13 @@ def alert_resolve(*, alert: Alert, user, disposition: str, note: str, now: dt.da
         alert.save(
             update_fields=["status", "resolved_by", "resolved_at", "disposition", "resolution_note", "updated_at"]
         )
+    audit_record(
+        action=AuditAction.ALERT_RESOLVED,
+        actor=user,
+        obj=alert,
+        before=before,
+        after={"status": alert.status, "disposition": alert.disposition, "resolution_note": alert.resolution_note},
+    )
     _publish(alert, RESOLVED)
     return alert
 
@@ -868,16 +893,6 @@ def evaluate_portfolio_risk(
 # ------------------------------------------------------------------------------ trades
 
 
-def _trade_in_scope(rule: AlertRule, trade: Trade) -> bool:
-    if rule.scope == Scope.PORTFOLIO:
-        return trade.portfolio_id == rule.scope_portfolio_id
-    if rule.scope == Scope.INSTRUMENT:
-        return trade.instrument_id == rule.scope_instrument_id
-    if rule.scope == Scope.ASSET_CLASS:
-        return trade.instrument.asset_class == rule.scope_asset_class
-    return True
-
-
 def trade_scope_q(rule: AlertRule) -> Q:
     if rule.scope == Scope.INSTRUMENT:
         return Q(instrument_id=rule.scope_instrument_id)
@@ -893,18 +908,6 @@ def trade_notional(quantity, price, multiplier, currency: str, base: str, fx: Fx
         return local
     rate = fx.rate(currency, base) if fx is not None else None
     return None if rate is None else local * rate
-
-
-def _velocity_observation(rule: AlertRule, trade: Trade, *, at: dt.datetime | None = None) -> Observation:
-    params = rule.parameters
-    window = dt.timedelta(seconds=params["window_seconds"])
-    end = at or trade.traded_at
-    count = (
-        Trade.objects.filter(trade_scope_q(rule), portfolio_id=trade.portfolio_id)
-        .filter(traded_at__gt=end - window, traded_at__lte=end)
-        .count()
-    )
-    return _velocity_result(rule, Subject.of_portfolio(trade.portfolio), count=count, trade=trade, end=end)
 
 
 def _velocity_result(rule: AlertRule, subject: Subject, *, count: int, trade: Trade | None, end) -> Observation:
@@ -933,40 +936,19 @@ def _velocity_result(rule: AlertRule, subject: Subject, *, count: int, trade: Tr
     )
 
 
-def _zscore_observation(rule: AlertRule, trade: Trade, ctx: EvaluationContext) -> Observation | None:
-    params = rule.parameters
-    base = trade.portfolio.base_currency
-    history = list(
-        Trade.objects.filter(trade_scope_q(rule), portfolio_id=trade.portfolio_id)
-        .filter(Q(traded_at__lt=trade.traded_at) | Q(traded_at=trade.traded_at, id__lt=trade.pk))
-        .order_by("-traded_at", "-id")
-        .values_list("quantity", "price", "instrument__multiplier", "instrument__currency")[: params["lookback_trades"]]
-    )
-    needs_fx = trade.instrument.currency != base or any(row[3] != base for row in history)
-    fx = ctx.fx if needs_fx else None
-    notional = trade_notional(
-        trade.quantity, trade.price, trade.instrument.multiplier, trade.instrument.currency, base, fx
-    )
-    past = [n for n in (trade_notional(*row, base, fx) for row in history) if n is not None]
-    return _zscore_result(rule, Subject.of_portfolio(trade.portfolio), trade=trade, notional=notional, past=past)
-
-
 def _zscore_result(
-    rule: AlertRule, subject: Subject, *, trade, notional: Decimal | None, past: list
-) -> Observation | None:
-    """Return the z-score observation of a trade's notional, or None when it is not scored."""
+    rule: AlertRule, subject: Subject, *, trade, notional: float, z: float, median: float, scale: float, history: int
+) -> Observation:
+    """Return the z-score observation of a trade's notional, scored by the engine against `history` trades."""
     params = rule.parameters
-    if notional is None or len(past) < params["min_history"] or notional < Decimal(str(params["min_notional"])):
-        return None
-    z, median, scale = conditions.robust_zscore(float(notional), [float(n) for n in past])
     currency = subject.portfolio.base_currency if subject.portfolio is not None else ""
     figures = {
-        "value": z if z is None or math.isfinite(z) else ("inf" if z > 0 else "-inf"),
+        "value": z if math.isfinite(z) else ("inf" if z > 0 else "-inf"),
         "threshold": params["threshold"],
         "notional": float(notional),
         "median": median,
         "scale": scale,
-        "history": len(past),
+        "history": history,
         "currency": currency,
         "trade_id": trade.pk,
         "external_id": trade.external_id,
@@ -982,37 +964,288 @@ def _zscore_result(
         message=(
             f"Notional {format_value(notional, fraction=False, currency=currency)} of {trade.external_id} is "
             f"{shown} above the client's median of {format_value(median, fraction=False, currency=currency)} "
-            f"over {len(past)} trades (threshold {params['threshold']})."
+            f"over {history} trades (threshold {params['threshold']})."
         ),
         figures=figures,
     )
 
 
-def evaluate_trade(*, trade: Trade, now: dt.datetime | None = None) -> EvaluationResult:
-    """Check a booked trade against the velocity and notional z-score rules that cover it.
+NO_ANOMALY_RULE = "No anomaly rule is enabled, so trades are not scored."
 
-    Velocity counts the client's (portfolio's) trades in (traded_at - window, traded_at]; its alert resolves
-    itself (with auto_resolve) at a later trade of the client whose window is back within the limit.
-    The z-score compares the trade's notional in base currency with the client's previous
-    `lookback_trades` trades (latest FX rates); a z-score alert is an event and never resolves itself.
+
+@dataclass
+class TradeEvaluationResult(EvaluationResult):
+    """An evaluation of trades: what it raised, and what the anomaly detector did (scores by trade id, or why not)."""
+
+    scores: dict[int, float] = field(default_factory=dict)
+    model_version: int | None = None
+    detector: str = ""
+
+
+@dataclass(frozen=True)
+class TradeRef:
+    """What an alert names of an evaluated trade, without loading the trade itself."""
+
+    pk: int
+    external_id: str
+
+
+class _TradeLookup:
+    """The portfolios (alert subjects) and trade references that observations name, loaded in bulk when needed."""
+
+    def __init__(self):
+        self.subjects: dict[int, Subject] = {}
+        self.trades: dict[int, TradeRef] = {}
+
+    def load(self, *, trade_ids: Iterable[int], portfolio_ids: Iterable[int]) -> None:
+        missing = sorted(set(portfolio_ids) - set(self.subjects))
+        for portfolio in Portfolio.objects.filter(pk__in=missing):
+            self.subjects[portfolio.pk] = Subject.of_portfolio(portfolio)
+        missing = sorted(set(trade_ids) - set(self.trades))
+        for start in range(0, len(missing), ID_CHUNK):
+            rows = Trade.objects.filter(pk__in=missing[start : start + ID_CHUNK]).values_list("pk", "external_id")
+            self.trades.update({pk: TradeRef(pk, external_id) for pk, external_id in rows})
+
+
+def _rule_targets(rule: AlertRule, frame) -> np.ndarray:
+    """Return the target rows of a rule's (scope-filtered) frame that the rule covers: its portfolio, if it has one."""
+    rows = frame.targets
+    if rule.scope == Scope.PORTFOLIO:
+        rows = rows[frame.client[rows] == rule.scope_portfolio_id]
+    return rows
+
+
+def _active_subjects(rule: AlertRule, portfolio_ids) -> set[str]:
+    keys = [f"portfolio:{pk}" for pk in sorted(set(portfolio_ids))]
+    active = Alert.objects.filter(rule=rule, status__in=ACTIVE_STATUSES)
+    if len(keys) <= ID_CHUNK:
+        active = active.filter(subject_key__in=keys)
+    return set(active.values_list("subject_key", flat=True)) & set(keys)
+
+
+def _alert_repeat(alert: Alert, rule: AlertRule, repeats: list[Observation], ctx) -> Alert:
+    """Apply further repeats of a condition to its active alert in one write, as that many alert_raise calls would.
+
+    count + len(repeats), last_seen, the last title, message and figures, the trade ids accumulated, the highest
+    severity (an escalation is notified); one "updated" event.
+    """
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("rule").get(pk=alert.pk)
+        before = alert.severity
+        for obs in repeats:
+            alert.figures = _merge_figures(alert.figures, jsonable({**obs.figures, "level": obs.level}))
+            alert.severity = AlertSeverity.highest(alert.severity, _severity(rule, obs.level))
+        last = repeats[-1]
+        alert.count += len(repeats)
+        alert.last_seen = max(alert.last_seen, ctx.now)
+        alert.title, alert.message = last.title[:200], last.message
+        alert.save(update_fields=["count", "last_seen", "severity", "title", "message", "figures", "updated_at"])
+    _publish(alert, UPDATED)
+    if AlertSeverity.rank(alert.severity) > AlertSeverity.rank(before):
+        notifications.on_alert_event(alert, notifications.ESCALATED)
+    return alert
+
+
+def _apply_in_order(rule: AlertRule, observations: list[Observation], result, ctx, active: set[str]) -> None:
+    """Apply one rule's observations in order, as if each trade were evaluated after the one before it.
+
+    A breach raises or updates the subject's alert (alert_raise; the breaches that follow it for the same
+    subject are written as one repeat); a calm observation of a subject whose alert is active resolves it
+    (rules with auto_resolve, not for event kinds). `active` holds the subjects with an active alert and is
+    kept up to date; the caller counts the observations into `evaluated`.
+    """
+    runs: list[list[Observation]] = []
+    for obs in observations:
+        previous = runs[-1][-1] if runs else None
+        if previous is not None and obs.level and previous.level and previous.subject.key == obs.subject.key:
+            runs[-1].append(obs)
+        else:
+            runs.append([obs])
+    for run in runs:
+        obs = run[0]
+        key = obs.subject.key
+        if obs.level is not None:
+            outcome = alert_raise(
+                rule=rule,
+                subject=obs.subject,
+                severity=_severity(rule, obs.level),
+                title=obs.title,
+                message=obs.message,
+                figures={**obs.figures, "level": obs.level},
+                now=ctx.now,
+            )
+            result.record(outcome)
+            if outcome.action == SUPPRESSED:
+                result.suppressed += len(run) - 1  # within the cooldown, so would every repeat be
+                continue
+            active.add(key)
+            if len(run) > 1:
+                result.updated.extend([_alert_repeat(outcome.alert, rule, run[1:], ctx)] * (len(run) - 1))
+        elif key in active and rule.auto_resolve and rule.kind not in EVENT_KINDS:
+            alert = alert_auto_resolve(rule=rule, subject_key=key, note=f"Cleared: {obs.message}", now=ctx.now)
+            if alert is not None:
+                result.resolved.append(alert)
+            active.discard(key)
+
+
+def _evaluate_velocity(rule: AlertRule, frames, ctx, result, lookup: _TradeLookup) -> None:
+    params = rule.parameters
+    frame = frames.frame(scope_key(rule))
+    rows = _rule_targets(rule, frame)
+    counts = window_counts(frame, params["window_seconds"] * US_PER_SECOND, rows=rows)
+    result.evaluated += len(rows)
+    breach = counts > params["max_trades"]
+    clients = frame.client[rows]
+    active = _active_subjects(rule, clients) if rule.auto_resolve else set()
+    # Calm trades matter only to clients whose alert is active, or becomes active in this pass.
+    watched = {int(pk) for pk in clients[breach]} | {int(k.removeprefix("portfolio:")) for k in active}
+    wanted = breach | np.isin(clients, np.array(sorted(watched), dtype=np.int64))
+    if not wanted.any():
+        return
+    lookup.load(trade_ids=frame.seq[rows[wanted]].tolist(), portfolio_ids=watched)
+    observations = [
+        _velocity_result(
+            rule,
+            lookup.subjects[int(frame.client[row])],
+            count=int(count),
+            trade=lookup.trades[int(frame.seq[row])],
+            end=from_us(frame.ts[row]),
+        )
+        for row, count in zip(rows[wanted].tolist(), counts[wanted].tolist(), strict=True)
+    ]
+    _apply_in_order(rule, observations, result, ctx, active)
+
+
+def _evaluate_zscore(rule: AlertRule, frames, ctx, result, lookup: _TradeLookup) -> None:
+    params = rule.parameters
+    frame = frames.frame(scope_key(rule))
+    stats = rolling_robust_z(frame, params["lookback_trades"])
+    targets = frame.targets
+    covered = np.isin(targets, _rule_targets(rule, frame))
+    notional = frame.notional[targets]
+    with np.errstate(invalid="ignore"):
+        scored = (
+            covered
+            & np.isfinite(notional)
+            & (stats.history >= params["min_history"])
+            & (notional >= float(params["min_notional"]))
+        )
+        breach = scored & (stats.z > params["threshold"])
+    result.evaluated += int(scored.sum())
+    if not breach.any():
+        return
+    rows = targets[breach]
+    lookup.load(trade_ids=frame.seq[rows].tolist(), portfolio_ids=frame.client[rows].tolist())
+    observations = [
+        _zscore_result(
+            rule,
+            lookup.subjects[int(frame.client[row])],
+            trade=lookup.trades[int(frame.seq[row])],
+            notional=float(frame.notional[row]),
+            z=float(stats.z[i]),
+            median=float(stats.median[i]),
+            scale=float(stats.scale[i]),
+            history=int(stats.history[i]),
+        )
+        for i, row in zip(np.flatnonzero(breach).tolist(), rows.tolist(), strict=True)
+    ]
+    _apply_in_order(rule, observations, result, ctx, set())
+
+
+def _evaluate_scores(frames, model, ctx, result: TradeEvaluationResult) -> None:
+    """Score the targets with the model in force and pass the scores to the anomaly hook, all at once."""
+    result.scores = detector.trades_score(model, frames)
+    result.merge(evaluate_trade_anomaly_scores(scores=result.scores, now=ctx.now))
+
+
+def evaluate_trades(*, trade_ids: Iterable[int], now: dt.datetime | None = None) -> TradeEvaluationResult:
+    """Check booked trades against the trade rules that cover them, in one vectorised pass.
+
+    The engine (apps.alerts.engine.surveillance) computes every figure for all the trades at once:
+
+    - velocity counts the client's trades in (traded_at - window, traded_at], every trade stored when the
+      evaluation runs (so one booked later at the same time counts too); its alert resolves itself (with
+      auto_resolve) at a later trade of the client whose window is back within the limit;
+    - the z-score compares the trade's notional in base currency with the client's previous
+      `lookback_trades` trades (by time, then booking order; notionals at the latest FX rates); its alert is
+      an event and never resolves itself;
+    - the anomaly detector's model in force scores every trade (`scores`); a score above a TRADE_ANOMALY
+      rule's threshold goes to evaluate_trade_anomaly_score. Without a model nothing is scored and
+      `detector` says why.
+
+    Each client's trades are taken in time order, as if each were evaluated after the one before it.
     """
     ctx = EvaluationContext(now)
-    result = EvaluationResult()
-    trade = Trade.objects.select_related("portfolio", "instrument").get(pk=trade.pk)
-    for rule in rules_enabled([RuleKind.TRADE_VELOCITY, RuleKind.TRADE_ZSCORE]):
-        if not _trade_in_scope(rule, trade):
-            continue
-        _run(rule, _evaluate_trade_rule, trade, ctx, result)
+    result = TradeEvaluationResult()
+    ids = sorted({int(pk) for pk in trade_ids})
+    rules = rules_enabled([RuleKind.TRADE_VELOCITY, RuleKind.TRADE_ZSCORE, RuleKind.TRADE_ANOMALY])
+    counted = [r for r in rules if r.kind != RuleKind.TRADE_ANOMALY]
+    anomaly_rules = [r for r in rules if r.kind == RuleKind.TRADE_ANOMALY]
+    model = None
+    if anomaly_rules:
+        model, result.detector = detector.detector_model()
+        result.model_version = model.version if model is not None else None
+    else:
+        result.detector = NO_ANOMALY_RULE
+    if not ids or (not counted and model is None):
+        return result
+    windows = [r.parameters["window_seconds"] for r in counted if r.kind == RuleKind.TRADE_VELOCITY]
+    if model is not None:
+        windows.append(FEATURE_WINDOW // US_PER_SECOND)
+    lookbacks: dict = {}
+    for rule in counted:
+        if rule.kind == RuleKind.TRADE_ZSCORE:
+            key = scope_key(rule)
+            lookbacks[key] = max(lookbacks.get(key, 0), rule.parameters["lookback_trades"])
+    if model is not None:
+        lookbacks = detector.features_wanted(lookbacks, model.feature_names)
+    frames = trade_frames_load(
+        fx=ctx.fx,
+        window_seconds=max(windows, default=1),
+        lookbacks=lookbacks,
+        target_ids=ids,
+        with_counts=model is not None,
+    )
+    lookup = _TradeLookup()
+    for rule in counted:
+        evaluate = _evaluate_velocity if rule.kind == RuleKind.TRADE_VELOCITY else _evaluate_zscore
+        _run(rule, evaluate, frames, ctx, result, lookup)
+    if model is not None:
+        try:
+            _evaluate_scores(frames, model, ctx, result)
+        except Exception:
+            logger.exception("Anomaly scoring of %s trade(s) failed", len(ids))
     return result
 
 
-def _evaluate_trade_rule(rule: AlertRule, trade: Trade, ctx: EvaluationContext, result: EvaluationResult) -> None:
-    if rule.kind == RuleKind.TRADE_VELOCITY:
-        observation = _velocity_observation(rule, trade)
-    else:
-        observation = _zscore_observation(rule, trade, ctx)
-    if observation is not None:
-        _apply(rule, [observation], result, ctx)
+def evaluate_trade(*, trade: Trade, now: dt.datetime | None = None) -> TradeEvaluationResult:
+    """Check a booked trade against the trade rules that cover it (velocity, notional z-score, anomaly score).
+
+    The one-trade case of evaluate_trades: the same queries and the same engine, so the same answers.
+    """
+    return evaluate_trades(trade_ids=[trade.pk], now=now)
+
+
+def trades_booked(*, trade_ids: list[int], source: str, on_result=None) -> None:
+    """Batch booking hook: surveil the trades in one pass once the booking commits (call inside its transaction).
+
+    Only trades from the pages and the API are surveilled as they are booked. `on_result` receives the
+    TradeEvaluationResult; a failure is logged and never undoes the booking.
+    """
+    if source not in SURVEILLED_SOURCES or not trade_ids:
+        return
+    ids = list(trade_ids)
+
+    def surveil() -> None:
+        try:
+            result = evaluate_trades(trade_ids=ids)
+        except Exception:
+            logger.exception("Surveillance of %s booked trade(s) failed", len(ids))
+            return
+        if on_result is not None:
+            on_result(result)
+
+    transaction.on_commit(surveil)
 
 
 def evaluate_trade_anomaly_score(*, trade: Trade, score: float, now: dt.datetime | None = None) -> EvaluationResult:
@@ -1022,22 +1255,59 @@ def evaluate_trade_anomaly_score(*, trade: Trade, score: float, now: dt.datetime
     1 (anomalous), e.g. an IsolationForest's -score_samples(x), which is the s(x) of Liu et al. (2008).
     The alert's subject is the client (portfolio); repeats while it is active update it.
     """
-    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
-        raise ValidationError({"score": ERR_SCORE})
+    return evaluate_trade_anomaly_scores(scores={trade.pk: score}, now=now)
+
+
+def evaluate_trade_anomaly_scores(*, scores: dict[int, float], now: dt.datetime | None = None) -> EvaluationResult:
+    """The anomaly hook for many trades at once ({trade id: score}), as the detector calls it after a batch.
+
+    The same as evaluate_trade_anomaly_score for each trade in time order, with two queries for the lot: each
+    rule's breaches of one client gather on its alert in one write.
+    """
+    for score in scores.values():
+        if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+            raise ValidationError({"score": ERR_SCORE})
     ctx = EvaluationContext(now)
     result = EvaluationResult()
-    trade = Trade.objects.select_related("portfolio", "instrument").get(pk=trade.pk)
-    for rule in rules_enabled([RuleKind.TRADE_ANOMALY]):
-        if not _trade_in_scope(rule, trade):
-            continue
-        _run(rule, _evaluate_anomaly, trade, float(score), ctx, result)
+    rules = rules_enabled([RuleKind.TRADE_ANOMALY])
+    ids = sorted(int(pk) for pk in scores)
+    rows = []
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = Trade.objects.filter(pk__in=ids[start : start + ID_CHUNK])
+        rows += chunk.values_list("pk", "external_id", "portfolio_id", "instrument_id", "instrument__asset_class")
+    missing = set(ids) - {row[0] for row in rows}
+    if missing:
+        raise Trade.DoesNotExist(f"No trade with id {min(missing)}.")
+    if not rules:
+        return result
+    order = {pk: n for n, pk in enumerate(ids)}
+    rows.sort(key=lambda row: (row[2], order[row[0]]))
+    lookup = _TradeLookup()
+    lookup.trades.update({row[0]: TradeRef(row[0], row[1]) for row in rows})
+    for rule in rules:
+        _run(rule, _evaluate_anomalies, rows, scores, lookup, ctx, result)
     return result
 
 
-def _evaluate_anomaly(
-    rule: AlertRule, trade: Trade, score: float, ctx: EvaluationContext, result: EvaluationResult
-) -> None:
-    _apply(rule, [_anomaly_result(rule, Subject.of_portfolio(trade.portfolio), trade=trade, score=score)], result, ctx)
+def _evaluate_anomalies(rule: AlertRule, rows: list[tuple], scores: dict, lookup, ctx, result) -> None:
+    """Raise the rule's alerts for the trades (pk, external id, portfolio, instrument, asset class) it covers."""
+    covered = [
+        row
+        for row in rows
+        if (rule.scope != Scope.PORTFOLIO or row[2] == rule.scope_portfolio_id)
+        and (rule.scope != Scope.INSTRUMENT or row[3] == rule.scope_instrument_id)
+        and (rule.scope != Scope.ASSET_CLASS or row[4] == rule.scope_asset_class)
+    ]
+    result.evaluated += len(covered)
+    breaches = [row for row in covered if float(scores[row[0]]) > rule.parameters["threshold"]]
+    if not breaches:
+        return
+    lookup.load(trade_ids=[], portfolio_ids=[row[2] for row in breaches])
+    observations = [
+        _anomaly_result(rule, lookup.subjects[row[2]], trade=lookup.trades[row[0]], score=float(scores[row[0]]))
+        for row in breaches
+    ]
+    _apply_in_order(rule, observations, result, ctx, set())
 
 
 def _anomaly_result(rule: AlertRule, subject: Subject, *, trade: Trade, score: float) -> Observation:
@@ -1273,7 +1543,25 @@ def limit_increase_request(
     )
     with _actor(user):
         increase.save()
+    _increase_record(increase, user, step="requested", before=None)
     return increase
+
+
+def _increase_state(increase: LimitIncrease) -> dict:
+    fields = ["status", "rule_id", "portfolio_id", "new_soft", "new_hard", "expires_at", "reason", "decision_note"]
+    return {name.removesuffix("_id"): getattr(increase, name) for name in fields}
+
+
+def _increase_record(increase: LimitIncrease, user, *, step: str, before: dict | None) -> None:
+    """Record a step of a limit increase in the audit trail, inside the step's transaction."""
+    audit_record(
+        action=AuditAction.LIMIT_INCREASE,
+        actor=user,
+        obj=increase,
+        before=before,
+        after=_increase_state(increase),
+        detail={"step": step},
+    )
 
 
 def _increase_locked(increase: LimitIncrease) -> LimitIncrease:
@@ -1294,12 +1582,14 @@ def _decide(increase: LimitIncrease, user, *, status: str, action: str, note: st
         raise WorkflowError(
             {"expires_at": ERR_INCREASE_EXPIRED.format(id=increase.pk, expires_at=increase.expires_at.isoformat())}
         )
+    before = _increase_state(increase)
     increase.status = status
     increase.decided_by = user
     increase.decided_at = now
     increase.decision_note = (note or "").strip()
     with _actor(user):
         increase.save(update_fields=["status", "decided_by", "decided_at", "decision_note", "updated_at"])
+    _increase_record(increase, user, step=status.lower(), before=before)
     return increase
 
 
@@ -1333,6 +1623,7 @@ def limit_increase_cancel(
     ):
         status = increase.status if increase.expires_at > now else LimitIncreaseStatus.EXPIRED
         raise WorkflowError({"status": ERR_INCREASE_STATE.format(id=increase.pk, status=status, action="cancelled")})
+    before = _increase_state(increase)
     increase.status = LimitIncreaseStatus.CANCELLED
     increase.cancelled_by = user
     increase.cancelled_at = now
@@ -1340,6 +1631,7 @@ def limit_increase_cancel(
         increase.decision_note = "\n".join(filter(None, [increase.decision_note, f"Cancelled: {note.strip()}"]))
     with _actor(user):
         increase.save(update_fields=["status", "cancelled_by", "cancelled_at", "decision_note", "updated_at"])
+    _increase_record(increase, user, step="cancelled", before=before)
     return increase
 
 
@@ -1375,6 +1667,29 @@ def _rule_apply(rule: AlertRule, data: dict) -> list | None:
     return data.get("channels")
 
 
+def rule_state(rule: AlertRule) -> dict:
+    """Return a rule's fields and channel ids as the audit trail records them."""
+    state = {name: getattr(rule, f"{name}_id" if name in RULE_FOREIGN_KEYS else name) for name in RULE_FIELDS}
+    state["channels"] = sorted(rule.channels.values_list("pk", flat=True)) if rule.pk else []
+    return state
+
+
+def rule_change_record(*, rule: AlertRule, user, before: dict | None, after: dict | None) -> None:
+    """Record a rule's creation, change (the fields that changed) or deletion in the audit trail.
+
+    Call inside the transaction that writes the rule; an update that changes nothing records nothing.
+    """
+    if before is not None and after is not None:
+        changed = [name for name in after if before.get(name) != after[name]]
+        if not changed:
+            return
+        before, after = {n: before.get(n) for n in changed}, {n: after[n] for n in changed}
+    change = "created" if before is None else "deleted" if after is None else "updated"
+    audit_record(
+        action=AuditAction.RULE_CHANGED, actor=user, obj=rule, before=before, after=after, detail={"change": change}
+    )
+
+
 @transaction.atomic
 def alert_rule_create(*, data: dict, user) -> AlertRule:
     """Validate and store a new rule (parameters checked per kind); needs alerts.add_alertrule. Audited."""
@@ -1386,6 +1701,7 @@ def alert_rule_create(*, data: dict, user) -> AlertRule:
         rule.save()
         if channels is not None:
             rule.channels.set(channels)
+    rule_change_record(rule=rule, user=user, before=None, after=rule_state(rule))
     return rule
 
 
@@ -1394,6 +1710,7 @@ def alert_rule_update(*, rule: AlertRule, data: dict, user) -> AlertRule:
     """Validate and store changes to a rule; the next evaluation uses them. Needs alerts.change_alertrule. Audited."""
     _require(user, PERM_CHANGE_RULE, "change alert rules")
     rule = AlertRule.objects.select_for_update().get(pk=rule.pk)
+    before = rule_state(rule)
     channels = _rule_apply(rule, data)
     rule.updated_by = user
     rule.full_clean()
@@ -1401,7 +1718,27 @@ def alert_rule_update(*, rule: AlertRule, data: dict, user) -> AlertRule:
         rule.save()
         if channels is not None:
             rule.channels.set(channels)
+    rule_change_record(rule=rule, user=user, before=before, after=rule_state(rule))
     return rule
+
+
+@transaction.atomic
+def alert_rule_delete(*, rule: AlertRule, user) -> None:
+    """Delete a rule; one with alerts or limit increases keeps its history and is refused (disable it instead).
+
+    Needs alerts.delete_alertrule. Audited.
+    """
+    _require(user, PERM_DELETE_RULE, "delete alert rules")
+    rule = AlertRule.objects.select_for_update().get(pk=rule.pk)
+    rule_change_record(rule=rule, user=user, before=rule_state(rule), after=None)
+    try:
+        with _actor(user):
+            rule.delete()
+    except ProtectedError:
+        alerts, increases = rule.alerts.count(), rule.limit_increases.count()
+        raise WorkflowError(
+            {"rule": ERR_RULE_IN_USE.format(name=rule.name, alerts=alerts, increases=increases)}
+        ) from None
 
 
 # ------------------------------------------------------------------------------ booking hooks

@@ -1,10 +1,11 @@
 """Background tasks of surveillance (django-q2): one service call each.
 
-The schedules (migration 0004) run evaluate_all every minute and housekeeping every 15 minutes. Tasks
-return plain numbers, so the worker's result rows stay small.
+The schedules (migration 0004) run evaluate_all every minute and housekeeping every 15 minutes; migration
+0005 trains the anomaly detector every 6 hours. Tasks return plain numbers, so the worker's result rows
+stay small.
 """
 
-from apps.alerts import notifications, services
+from apps.alerts import detector, notifications, services
 
 
 def evaluate_all() -> dict[str, int]:
@@ -43,3 +44,9 @@ def deliver_notification(attempt_id: int, event: str | None = None) -> str:
 def requeue_overdue_notifications() -> int:
     """Queue again the notification attempts whose task or retry schedule was lost; return how many."""
     return notifications.attempts_requeue_overdue()
+
+
+def detector_train() -> dict:
+    """Fit the anomaly detector on recent trades and store it as the model in force (migration 0005: every 6 h)."""
+    result = detector.detector_train()
+    return {"version": result.version, "n_samples": result.n_samples, "message": result.message}

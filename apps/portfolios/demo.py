@@ -530,6 +530,7 @@ class DemoSeedResult:
     totals: dict[str, int] = field(default_factory=dict)
     credentials: list[tuple[str, str, str]] = field(default_factory=list)  # username, role, password
     existing_users: list[str] = field(default_factory=list)
+    calibrated_rules: list[str] = field(default_factory=list)  # alert rules set to the demo desk's scale
     elapsed: float = 0.0
 
 
@@ -562,6 +563,10 @@ def demo_seed(
             _fx_rates_create(market, result)
             _quotes_create(market, instruments, result)
             _portfolios_seed(market, instruments, admin, seed, result)
+            # The default limits suit a new desk, not this simulated fund: set them to its scale.
+            from apps.alerts.demo import demo_limits_calibrate
+
+            result.calibrated_rules = demo_limits_calibrate()
     result.totals = _totals()
     result.elapsed = time.perf_counter() - started
     return result

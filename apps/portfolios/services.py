@@ -1,12 +1,15 @@
 """Writes to portfolios: booking trades is the only way positions change."""
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeSource
@@ -15,6 +18,8 @@ from apps.portfolios.positions import PositionState, apply_fill
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_ABS_QUANTITY = Decimal("1e15")
 MAX_PRICE = Decimal("1e15")
+# Imported trades are audited by their import's one event (apps.portfolios.imports); demo data by nobody.
+UNAUDITED_SOURCES = frozenset({TradeSource.IMPORT, TradeSource.POSITION_IMPORT, TradeSource.DEMO})
 
 ERR_QUANTITY = "Quantity must be a finite number greater than zero."
 ERR_QUANTITY_SIZE = "Quantity is larger than any position RiskRadar can hold (at most 1e15)."
@@ -171,6 +176,7 @@ def trade_book(
             if result.created:
                 _recalculation_request(portfolio.pk)
                 _surveillance_request(result.trade, overridden)
+                _booking_audit(result.trade, overridden)
             return result
     except IntegrityError:
         # Another transaction booked this external id (in another portfolio) between our check and insert.
@@ -208,6 +214,27 @@ def _surveillance_request(trade: Trade, overridden: list) -> None:
     from apps.alerts.services import trade_booked
 
     trade_booked(trade=trade, overridden=overridden)
+
+
+def _booking_audit(trade: Trade, overridden: list) -> None:
+    """Record the booking (and a hard-limit override) in the audit trail, in the booking's transaction."""
+    from apps.audit.models import AuditAction
+    from apps.audit.services import audit_record
+    from apps.stream.publish import jsonable
+
+    if trade.source not in UNAUDITED_SOURCES:
+        fields = ["external_id", "side", "quantity", "price", "fees", "traded_at", "source"]
+        after = {"portfolio": trade.portfolio.code, "symbol": trade.instrument.symbol}
+        after.update({name: getattr(trade, name) for name in fields})
+        audit_record(action=AuditAction.TRADE_BOOKED, actor=trade.booked_by, obj=trade, after=after)
+    if overridden:
+        audit_record(
+            action=AuditAction.TRADE_OVERRIDE,
+            actor=trade.booked_by,
+            obj=trade,
+            after={"rules": [b.rule for b in overridden]},
+            detail={"breaches": jsonable([asdict(b) for b in overridden])},
+        )
 
 
 def _book_locked(
@@ -265,3 +292,406 @@ def positions_rebuild(*, portfolio: Portfolio) -> list[Position]:
         positions.append(position)
     portfolio.positions.exclude(instrument_id__in=states).delete()
     return positions
+
+
+# ------------------------------------------------------------------------------ batch booking
+
+ERR_BATCH_TOO_LARGE = "A batch holds at most {limit} trades; this one holds {count}. Nothing was booked."
+ERR_BATCH_ITEM = "Each trade must be an object with portfolio, symbol, side, quantity, price, traded_at, external_id."
+ERR_BATCH_REQUIRED = "This field is required."
+ERR_BATCH_TEXT = "Must be a string."
+ERR_BATCH_PORTFOLIO = "No portfolio has the code {code}."
+ERR_BATCH_SYMBOL = "No instrument has the symbol {symbol}."
+ERR_BATCH_TIME = "Give an ISO 8601 time with a time zone offset, e.g. 2024-05-02T09:15:00+05:30."
+ERR_BATCH_NOTE = "At most 500 characters."
+ERR_BATCH_REPEATED = "External id {external_id} is already in this batch (index {index}) with different details."
+# The service's field names as the API calls them, and the order errors are listed in.
+BATCH_FIELDS = ("portfolio", "symbol", "side", "quantity", "price", "fees", "traded_at", "external_id", "note")
+BATCH_RENAME = {"instrument": "symbol"}
+AUDITED_BATCH_TRADES = 200  # trades listed in a batch's audit event; the counts cover the rest
+AUDITED_FIELDS = ("external_id", "side", "quantity", "price", "fees", "traded_at")
+BULK_SIZE = 1000
+
+
+class BatchItemStatus:
+    BOOKED = "booked"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass
+class BatchItemResult:
+    """What became of one trade of a batch: its index, status, the trade booked, or the fields refused and why."""
+
+    index: int
+    external_id: str
+    status: str
+    trade_id: int | None = None
+    field: str = ""
+    message: str = ""
+    errors: dict[str, list[str]] = dataclass_field(default_factory=dict)
+
+
+@dataclass
+class BatchBookingResult:
+    """The per-item results of a batch (in the batch's order), or why it was refused whole (`refused`).
+
+    `evaluation` is the surveillance of the booked trades (apps.alerts.services.evaluate_trades), set once
+    the booking has committed; None when nothing was evaluated.
+    """
+
+    items: list[BatchItemResult] = dataclass_field(default_factory=list)
+    refused: str = ""
+    evaluation: object | None = None
+
+    def count(self, status: str) -> int:
+        return sum(1 for item in self.items if item.status == status)
+
+    @property
+    def booked(self) -> int:
+        return self.count(BatchItemStatus.BOOKED)
+
+    @property
+    def duplicates(self) -> int:
+        return self.count(BatchItemStatus.DUPLICATE)
+
+    @property
+    def rejected(self) -> int:
+        return self.count(BatchItemStatus.REJECTED)
+
+    @property
+    def ok(self) -> bool:
+        """Whether anything of the batch was booked or already there (the API answers 200, else 400)."""
+        return not self.refused and (self.booked + self.duplicates) > 0
+
+
+@dataclass
+class _BatchTrade:
+    index: int
+    portfolio: Portfolio
+    instrument: Instrument
+    fields: dict
+    note: str
+    trade: Trade | None = None
+
+
+def _text(item: dict, name: str, errors: dict) -> str:
+    value = item.get(name)
+    if value is None:
+        errors[name] = [ERR_BATCH_REQUIRED]
+        return ""
+    if not isinstance(value, str):
+        errors[name] = [ERR_BATCH_TEXT]
+        return ""
+    return value
+
+
+def _batch_time(value, errors: dict):
+    if value is None:
+        errors["traded_at"] = [ERR_BATCH_REQUIRED]
+        return None
+    moment = None
+    if isinstance(value, str):
+        try:
+            moment = parse_datetime(value.strip())
+        except ValueError:
+            moment = None
+    if moment is None:
+        errors["traded_at"] = [ERR_BATCH_TIME]
+        return None
+    if timezone.is_naive(moment):
+        errors["traded_at"] = [ERR_NAIVE]
+        return None
+    return moment.astimezone(dt.UTC)
+
+
+def _batch_item(index: int, item, portfolios: dict, instruments: dict) -> tuple[_BatchTrade | None, BatchItemResult]:
+    """Validate one item of a batch; return it ready to book, or None and its rejection naming each field."""
+    if not isinstance(item, dict):
+        return None, BatchItemResult(index, "", BatchItemStatus.REJECTED, message=ERR_BATCH_ITEM)
+    errors: dict[str, list[str]] = {}
+    external_id = item.get("external_id") if isinstance(item.get("external_id"), str) else ""
+    code = _text(item, "portfolio", errors).strip().upper()
+    symbol = _text(item, "symbol", errors).strip().upper()
+    portfolio = portfolios.get(code)
+    instrument = instruments.get(symbol)
+    if code and portfolio is None:
+        errors["portfolio"] = [ERR_BATCH_PORTFOLIO.format(code=code[:32])]
+    if symbol and instrument is None:
+        errors["symbol"] = [ERR_BATCH_SYMBOL.format(symbol=symbol[:40])]
+    traded_at = _batch_time(item.get("traded_at"), errors)
+    note = item.get("note", "")
+    if not isinstance(note, str):
+        errors["note"] = [ERR_BATCH_TEXT]
+    elif len(note) > 500:
+        errors["note"] = [ERR_BATCH_NOTE]
+    for name in ("side", "quantity", "price"):
+        if item.get(name) is None:
+            errors[name] = [ERR_BATCH_REQUIRED]
+    fields = None
+    try:
+        # Unknown portfolios and symbols are already reported; stand-ins let check_trade judge the rest.
+        fields = check_trade(
+            portfolio=portfolio or Portfolio(is_active=True),
+            instrument=instrument or Instrument(is_active=True, asset_class=AssetClass.EQUITY),
+            side=item.get("side"),
+            quantity=item.get("quantity"),
+            price=item.get("price"),
+            traded_at=traded_at if traded_at is not None else timezone.now(),
+            external_id=item.get("external_id"),
+            fees=Decimal("0") if item.get("fees") is None else item.get("fees"),
+        )
+    except ValidationError as exc:
+        for name, messages in exc.message_dict.items():
+            errors.setdefault(BATCH_RENAME.get(name, name), messages)
+    if errors:
+        ordered = {name: errors[name] for name in (*BATCH_FIELDS, *errors) if name in errors}
+        first = next(iter(ordered))
+        return None, BatchItemResult(
+            index,
+            external_id[:100],
+            BatchItemStatus.REJECTED,
+            field=first,
+            message=f"{first}: {ordered[first][0]}",
+            errors=ordered,
+        )
+    return _BatchTrade(index, portfolio, instrument, fields, note), BatchItemResult(
+        index, fields["external_id"], BatchItemStatus.BOOKED
+    )
+
+
+def _batch_names(items: list, name: str) -> set[str]:
+    """Return the portfolio codes or symbols a batch names, as they are looked up (upper case)."""
+    return {item[name].strip().upper() for item in items if isinstance(item, dict) and isinstance(item.get(name), str)}
+
+
+def _same_details(a: _BatchTrade, b: _BatchTrade) -> bool:
+    return (a.portfolio.pk, a.instrument.pk, a.fields) == (b.portfolio.pk, b.instrument.pk, b.fields)
+
+
+def trades_book_batch(*, items: list, source: str = TradeSource.API, booked_by=None) -> BatchBookingResult:
+    """Validate and book a batch of trades in one transaction, update positions in bulk, surveil after the commit.
+
+    Each item is {"portfolio", "symbol", "side", "quantity", "price", "traded_at", "external_id", "fees"?,
+    "note"?}, checked as trade_book checks a trade. Partial semantics, as the tick push API: an item that
+    fails validation is rejected with every bad field named (its index and field in the result) and the
+    valid items are booked. An external id already booked with the same details is a duplicate (its trade
+    returned, nothing booked); with other details it is rejected; within the batch the first occurrence
+    wins. At most settings.TRADE_MAX_BATCH items, else nothing is booked.
+
+    The valid trades are written together: the portfolios' rows are locked in id order (so two batches
+    never deadlock on each other or on trade_book), the trades inserted in bulk, and each (portfolio,
+    instrument) position moved once, by every fill of the batch applied in order, as a replay of the
+    trades by id would (positions_rebuild). After the commit the portfolios' risk is recalculated and the
+    trades are surveilled in one vectorised pass (apps.alerts.services.evaluate_trades); `evaluation`
+    holds what it found. Hard limits are not checked (as for API bookings one by one).
+    """
+    result = BatchBookingResult()
+    limit = settings.TRADE_MAX_BATCH
+    if len(items) > limit:
+        result.refused = ERR_BATCH_TOO_LARGE.format(limit=limit, count=len(items))
+        return result
+    portfolios = {p.code: p for p in Portfolio.objects.filter(code__in=_batch_names(items, "portfolio"))}
+    instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=_batch_names(items, "symbol"))}
+    valid: list[_BatchTrade] = []
+    first_of: dict[str, _BatchTrade] = {}
+    repeats: list[tuple[BatchItemResult, int]] = []  # later occurrences of an external id, and the first
+    for index, item in enumerate(items):
+        candidate, outcome = _batch_item(index, item, portfolios, instruments)
+        result.items.append(outcome)
+        if candidate is None:
+            continue
+        earlier = first_of.get(outcome.external_id)
+        if earlier is None:
+            first_of[outcome.external_id] = candidate
+            valid.append(candidate)
+        elif not _same_details(earlier, candidate):
+            _reject(outcome, ERR_BATCH_REPEATED.format(external_id=outcome.external_id, index=earlier.index))
+        else:
+            outcome.status = BatchItemStatus.DUPLICATE
+            repeats.append((outcome, earlier.index))
+    if not valid:
+        return result
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                _batch_book_locked(valid, result, source=source, booked_by=booked_by)
+            break
+        except IntegrityError:
+            # Another transaction booked one of these external ids (in another portfolio) meanwhile: the
+            # second attempt finds it booked and reports it as a duplicate or a rejection.
+            if attempt == 2:
+                raise
+            for candidate in valid:
+                candidate.trade = None
+                result.items[candidate.index] = BatchItemResult(
+                    candidate.index, candidate.fields["external_id"], BatchItemStatus.BOOKED
+                )
+    for outcome, first in repeats:
+        earlier = result.items[first]
+        if earlier.status == BatchItemStatus.REJECTED:
+            outcome.status, outcome.field, outcome.message = earlier.status, earlier.field, earlier.message
+            outcome.errors = dict(earlier.errors)
+        else:
+            outcome.trade_id = earlier.trade_id
+    return result
+
+
+def _reject(item: BatchItemResult, message: str) -> None:
+    item.status, item.field, item.trade_id = BatchItemStatus.REJECTED, "external_id", None
+    item.message, item.errors = f"external_id: {message}", {"external_id": [message]}
+
+
+def _batch_book_locked(valid: list[_BatchTrade], result: BatchBookingResult, *, source: str, booked_by) -> None:
+    """Book the valid trades of a batch (call inside a transaction); mark duplicates and re-used external ids."""
+    portfolio_ids = sorted({c.portfolio.pk for c in valid})
+    # Locked in id order, so concurrent batches (and trade_book, which locks one) queue rather than deadlock.
+    list(Portfolio.objects.select_for_update().filter(pk__in=portfolio_ids).order_by("pk").values_list("pk"))
+    external_ids = [c.fields["external_id"] for c in valid]
+    booked: dict[str, Trade] = {}
+    for start in range(0, len(external_ids), BULK_SIZE):
+        chunk = external_ids[start : start + BULK_SIZE]
+        booked.update({t.external_id: t for t in Trade.objects.filter(external_id__in=chunk)})
+    fresh: list[_BatchTrade] = []
+    for candidate in valid:
+        item = result.items[candidate.index]
+        existing = booked.get(candidate.fields["external_id"])
+        if existing is None:
+            fresh.append(candidate)
+        elif _same_trade(existing, candidate.portfolio, candidate.instrument, candidate.fields):
+            item.status, item.trade_id = BatchItemStatus.DUPLICATE, existing.pk
+        else:
+            _reject(item, ERR_EXTERNAL_ID_REUSED.format(external_id=candidate.fields["external_id"]))
+    if not fresh:
+        return
+    trades = [
+        Trade(
+            portfolio=c.portfolio,
+            instrument=c.instrument,
+            source=source,
+            booked_by=booked_by,
+            note=c.note,
+            **c.fields,
+        )
+        for c in fresh
+    ]
+    Trade.objects.bulk_create(trades, batch_size=BULK_SIZE)
+    for candidate, trade in zip(fresh, trades, strict=True):
+        candidate.trade = trade
+        result.items[candidate.index].trade_id = trade.pk
+    _batch_positions(fresh)
+    ids = [trade.pk for trade in trades]
+    _batch_audit(fresh, source=source, booked_by=booked_by)
+    from apps.alerts.services import trades_booked
+    from apps.risk.live import recalculation_request
+
+    recalculation_request(portfolio_ids=portfolio_ids)
+
+    def keep(evaluation) -> None:
+        result.evaluation = evaluation
+
+    trades_booked(trade_ids=ids, source=source, on_result=keep)
+
+
+def _batch_positions(fresh: list[_BatchTrade]) -> None:
+    """Move each (portfolio, instrument) position once by all of its fills in the batch, in booking order."""
+    fills: dict[tuple[int, int], list[_BatchTrade]] = {}
+    for candidate in fresh:
+        fills.setdefault((candidate.portfolio.pk, candidate.instrument.pk), []).append(candidate)
+    stored = {
+        (p.portfolio_id, p.instrument_id): p
+        for p in Position.objects.filter(
+            portfolio_id__in={key[0] for key in fills}, instrument_id__in={key[1] for key in fills}
+        )
+    }
+    now = timezone.now()
+    changed, created = [], []
+    for key, batch in fills.items():
+        position = stored.get(key)
+        state = PositionState()
+        if position is not None:
+            state = PositionState(position.quantity, position.average_cost, position.realized_pnl)
+        for candidate in batch:
+            fields = candidate.fields
+            state = apply_fill(
+                state,
+                signed_quantity=fields["quantity"] if fields["side"] == Side.BUY else -fields["quantity"],
+                price=fields["price"],
+                fees=fields["fees"],
+                multiplier=candidate.instrument.multiplier,
+            ).rounded()
+        if position is None:
+            position = Position(portfolio_id=key[0], instrument_id=key[1])
+            created.append(position)
+        else:
+            changed.append(position)
+        position.quantity, position.average_cost, position.realized_pnl = (
+            state.quantity,
+            state.average_cost,
+            state.realized_pnl,
+        )
+        position.updated_at = now
+    Position.objects.bulk_create(created, batch_size=BULK_SIZE)
+    _positions_write(changed)
+
+
+def _positions_write(positions: list[Position]) -> None:
+    """Store the new quantity, average cost and realised P&L of existing positions: one statement, many rows.
+
+    bulk_update would build a CASE per field and row in Python, slower than the rest of a batch together.
+    """
+    if not positions:
+        return
+    ops = connection.ops
+    quote = ops.quote_name
+    meta = Position._meta
+    columns = [meta.get_field(name).column for name in ("quantity", "average_cost", "realized_pnl", "updated_at")]
+    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+
+    def decimal(value: Decimal, name: str):
+        field = meta.get_field(name)
+        return ops.adapt_decimalfield_value(value, field.max_digits, field.decimal_places)
+
+    rows = [
+        (
+            decimal(p.quantity, "quantity"),
+            decimal(p.average_cost, "average_cost"),
+            decimal(p.realized_pnl, "realized_pnl"),
+            ops.adapt_datetimefield_value(p.updated_at),
+            p.pk,
+        )
+        for p in positions
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _batch_audit(fresh: list[_BatchTrade], *, source: str, booked_by) -> None:
+    """Record the batch in the audit trail as one event: auditlog does not see bulk writes one by one."""
+    if source not in (TradeSource.API, TradeSource.MANUAL):
+        return
+    from apps.audit.models import AuditAction
+    from apps.audit.services import audit_record
+
+    audit_record(
+        action=AuditAction.TRADE_BOOKED,
+        actor=booked_by,
+        object_type="portfolios.trade",
+        object_id=f"{fresh[0].trade.pk}-{fresh[-1].trade.pk}",
+        object_repr=f"Batch of {len(fresh)} trade(s)",
+        detail={
+            "source": source,
+            "booked": len(fresh),
+            "portfolios": sorted({c.portfolio.code for c in fresh}),
+            "trades": [
+                {
+                    "id": c.trade.pk,
+                    "portfolio": c.portfolio.code,
+                    "symbol": c.instrument.symbol,
+                    **{name: c.fields[name] for name in AUDITED_FIELDS},
+                }
+                for c in fresh[:AUDITED_BATCH_TRADES]
+            ],
+        },
+    )

@@ -41,4 +41,9 @@ def test_housekeeping_expires_increases_and_prunes_old_utilisation(portfolio):
 
 def test_the_schedules_exist_after_migrate():
     names = set(Schedule.objects.filter(func__startswith="apps.alerts.tasks.").values_list("name", flat=True))
-    assert names == {"alerts: evaluate all rules", "alerts: housekeeping", "alerts: notification retries"}
+    assert names == {
+        "alerts: evaluate all rules",
+        "alerts: housekeeping",
+        "alerts: notification retries",
+        "alerts: train the anomaly detector",
+    }

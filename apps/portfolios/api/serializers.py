@@ -166,3 +166,8 @@ class TradeBookSerializer(serializers.Serializer):
     )
     fees = decimal_input(required=False, default=Decimal("0"), help_text="Zero or more, in the instrument's currency.")
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    override_hard_limits = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Book even if the trade breaches a hard limit; only roles that may override (Admin). Audited.",
+    )

@@ -137,13 +137,17 @@ class TradeViewSet(
         description=(
             "Books the trade and updates the position in one transaction. Sending the same trade again with "
             "the same external_id books nothing and answers 200 with the trade already booked; the same "
-            "external_id with other details is refused (400)."
+            "external_id with other details is refused (400). A trade that would breach a hard limit and make it "
+            "worse (see POST /trades/check) is refused with 400 on limits naming each rule, unless "
+            "override_hard_limits is true and the role may override (Admin); the override is audited."
         ),
         request=TradeBookSerializer,
         responses={
             201: OpenApiResponse(TradeSerializer, description="Booked."),
             200: OpenApiResponse(TradeSerializer, description="Already booked with this external_id."),
-            400: OpenApiResponse(description='Field errors, e.g. {"quantity": ["..."]}.'),
+            400: OpenApiResponse(
+                description='Field errors, e.g. {"quantity": ["..."]}, or {"limits": ["The trade would breach ..."]}.'
+            ),
         },
     )
     def create(self, request: Request, *args, **kwargs) -> Response:
@@ -152,7 +156,11 @@ class TradeViewSet(
         fields = dict(data.validated_data)
         try:
             result = trade_book(
-                instrument=fields.pop("symbol"), **fields, source=TradeSource.API, booked_by=request.user
+                instrument=fields.pop("symbol"),
+                **fields,
+                source=TradeSource.API,
+                booked_by=request.user,
+                check_limits=True,
             )
         except DjangoValidationError as exc:
             raise serializers.ValidationError(validation_error_detail(exc, rename=TRADE_FIELD_NAMES)) from exc

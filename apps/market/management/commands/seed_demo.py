@@ -48,6 +48,8 @@ class Command(BaseCommand):
                     f"(seed {options['seed']})."
                 )
                 self.stdout.write("  created: " + ", ".join(f"{n:,} {label}" for label, n in result.created.items()))
+                if result.calibrated_rules:
+                    self.stdout.write("  limits set to the demo desk's scale: " + ", ".join(result.calibrated_rules))
             self.stdout.write("  in the database: " + ", ".join(f"{n:,} {label}" for label, n in result.totals.items()))
         if result.existing_users and not quiet:
             self.stdout.write(f"Users {', '.join(result.existing_users)} already exist; their passwords are unchanged.")

@@ -1,0 +1,317 @@
+"""Reads for trade surveillance: the trades around the trades being evaluated, as the engine's TradeFrame.
+
+For each evaluated trade (a target) the engine (apps.alerts.engine.surveillance) needs every trade of its
+client within the longest window a rule or a feature looks back over, the client's previous `lookback`
+trades for z-scores, and for the detector how often the client traded each symbol before. Whatever the
+number of targets, that is three queries (and one more per instrument- or asset-class-scoped z-score rule):
+
+- window: every trade of the targets' clients after (first target time - window);
+- tail: each client's last `lookback` trades at or before that edge (a window function), given to the
+  engine as prefix rows, for z-scores only;
+- counts: each client's trades per instrument at or before the edge (GROUP BY), for symbol novelty.
+
+Notionals are |quantity x price x multiplier| (computed by the database, then as float64) times the latest
+FX rate from the instrument's currency to the portfolio's base currency; NaN without a rate. Times are
+integer microseconds since the epoch.
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from django.db import connection
+from django.db.models import Count, F, FloatField, Min, Q
+from django.db.models.expressions import RawSQL, Window
+from django.db.models.functions import Cast, RowNumber
+
+from apps.alerts.engine.surveillance import SIDE_BUY, SIDE_SELL, HistoryCounts, TradeFrame, frame_build
+from apps.alerts.models import Scope
+from apps.market.models import AssetClass, Instrument
+from apps.market.selectors import FxTable
+from apps.portfolios.models import Portfolio, Side, Trade
+
+ASSET_CLASS_CODES = {value: code for code, value in enumerate(AssetClass.values)}
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+ONE_US = dt.timedelta(microseconds=1)
+# A rule that counts every trade of a client; the others count one instrument or one asset class.
+ALL = ("all",)
+ID_CHUNK = 10_000  # ids per IN (...) list, within SQLite's limit on query parameters
+
+ScopeKey = tuple
+
+
+def to_us(moment: dt.datetime) -> int:
+    """Return an aware datetime as integer microseconds since the epoch."""
+    return (moment - EPOCH) // ONE_US
+
+
+def _aware(moment) -> dt.datetime:
+    """Return a time read from a raw cursor as an aware datetime (SQLite gives text, or naive UTC)."""
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def from_us(us: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=int(us))
+
+
+def scope_key(rule) -> ScopeKey:
+    """Return which trades a trade rule counts: ALL, ("instrument", id) or ("asset_class", value)."""
+    if rule.scope == Scope.INSTRUMENT:
+        return ("instrument", rule.scope_instrument_id)
+    if rule.scope == Scope.ASSET_CLASS:
+        return ("asset_class", rule.scope_asset_class)
+    return ALL
+
+
+def _scope_q(key: ScopeKey) -> Q:
+    if key[0] == "instrument":
+        return Q(instrument_id=key[1])
+    if key[0] == "asset_class":
+        return Q(instrument__asset_class=key[1])
+    return Q()
+
+
+ROW_FIELDS = ("id", "portfolio_id", "instrument_id", "traded_at", "side", "local_notional")
+
+
+def _with_notional(queryset):
+    """Annotate |quantity x price x multiplier| in the instrument's currency, multiplied by the database."""
+    return queryset.annotate(
+        local_notional=Cast(F("quantity") * F("price") * F("instrument__multiplier"), FloatField())
+    )
+
+
+# PostgreSQL gives the time as exact integer microseconds since the epoch, so rows need no datetime objects.
+EPOCH_US_SQL = "(EXTRACT(EPOCH FROM {column}) * 1000000)::bigint"
+
+
+def _rows(queryset) -> list[tuple]:
+    """Return the ROW_FIELDS of the trades, read with a plain cursor (thousands of rows: no model layer)."""
+    fields = list(ROW_FIELDS)
+    if connection.vendor == "postgresql":
+        column = f"{connection.ops.quote_name(Trade._meta.db_table)}.{connection.ops.quote_name('traded_at')}"
+        queryset = queryset.annotate(ts_us=RawSQL(EPOCH_US_SQL.format(column=column), []))
+        fields[fields.index("traded_at")] = "ts_us"
+    sql, params = queryset.values_list(*fields).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+@dataclass
+class _Columns:
+    seq: np.ndarray
+    client: np.ndarray
+    instrument: np.ndarray
+    ts: np.ndarray
+    side: np.ndarray
+    local: np.ndarray
+
+    @classmethod
+    def of(cls, rows: list[tuple]) -> "_Columns":
+        if not rows:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(empty, empty, empty, empty, empty, np.zeros(0))
+        ids, clients, instruments, times, sides, local = zip(*rows, strict=True)
+        return cls(
+            seq=np.array(ids, dtype=np.int64),
+            client=np.array(clients, dtype=np.int64),
+            instrument=np.array(instruments, dtype=np.int64),
+            ts=np.fromiter((t if isinstance(t, int) else to_us(_aware(t)) for t in times), np.int64, len(times)),
+            side=np.where(np.array(sides, dtype=object) == Side.BUY, SIDE_BUY, SIDE_SELL),
+            local=np.array([np.nan if v is None else v for v in local], dtype=np.float64),
+        )
+
+
+class _Reference:
+    """Instruments' currency and asset class, portfolios' base currency, and FX rates between them."""
+
+    def __init__(self, fx: FxTable):
+        self.fx = fx
+        self.instruments: dict[int, tuple[str, int]] = {}
+        self.bases: dict[int, str] = {}
+        self.rates: dict[tuple[str, str], float] = {}
+
+    def load(self, instrument_ids: Iterable[int], portfolio_ids: Iterable[int]) -> None:
+        wanted = set(instrument_ids) - set(self.instruments)
+        if wanted:
+            rows = Instrument.objects.filter(pk__in=wanted).values_list("pk", "currency", "asset_class")
+            self.instruments.update({pk: (currency, ASSET_CLASS_CODES[ac]) for pk, currency, ac in rows})
+        wanted = set(portfolio_ids) - set(self.bases)
+        if wanted:
+            self.bases.update(Portfolio.objects.filter(pk__in=wanted).values_list("pk", "base_currency"))
+
+    def rate(self, currency: str, base: str) -> float:
+        key = (currency, base)
+        if key not in self.rates:
+            rate = self.fx.rate(currency, base)
+            self.rates[key] = float(rate) if rate is not None else np.nan
+        return self.rates[key]
+
+    def asset_classes(self, instrument: np.ndarray) -> np.ndarray:
+        codes = {pk: code for pk, (_, code) in self.instruments.items()}
+        return np.array([codes[i] for i in instrument.tolist()], dtype=np.int64)
+
+    def notionals(self, columns: _Columns) -> np.ndarray:
+        """Return |local notional| x FX rate to each row's portfolio base currency (NaN without a rate)."""
+        pairs = pd.MultiIndex.from_arrays([columns.instrument, columns.client])
+        unique = pairs.unique()
+        rates = np.array(
+            [self.rate(self.instruments[i][0], self.bases[c]) for i, c in unique.tolist()], dtype=np.float64
+        )
+        per_row = rates[unique.get_indexer(pairs)] if len(pairs) else np.zeros(0)
+        return np.abs(columns.local) * per_row
+
+
+@dataclass
+class TradeFrames:
+    """The frames one evaluation needs: one per scope key, and the history counts for the detector."""
+
+    frames: dict[ScopeKey, TradeFrame]
+    counts: HistoryCounts | None
+    edge: dt.datetime | None  # every trade of the targets' clients after this is in the frames
+
+    def frame(self, key: ScopeKey = ALL) -> TradeFrame:
+        return self.frames[key]
+
+
+def _targets(target_ids: list[int] | None, since, until) -> tuple[dict[int, dt.datetime], Q]:
+    """Return each target client's first target time, and a Q selecting the targets."""
+    firsts: dict[int, dt.datetime] = {}
+    if target_ids is not None:
+        for start in range(0, len(target_ids), ID_CHUNK):
+            chunk = target_ids[start : start + ID_CHUNK]
+            rows = Trade.objects.filter(pk__in=chunk).values("portfolio_id").annotate(first=Min("traded_at"))
+            for row in rows.order_by():
+                pk, first = row["portfolio_id"], row["first"]
+                firsts[pk] = min(first, firsts.get(pk, first))
+        return firsts, Q()
+    in_range = Q(traded_at__gte=since, traded_at__lte=until)
+    rows = Trade.objects.filter(in_range).values("portfolio_id").annotate(first=Min("traded_at")).order_by()
+    return {row["portfolio_id"]: row["first"] for row in rows}, in_range
+
+
+def trade_frames_load(
+    *,
+    fx: FxTable,
+    window_seconds: int,
+    lookbacks: dict[ScopeKey, int],
+    target_ids: Iterable[int] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    with_counts: bool = False,
+) -> TradeFrames:
+    """Load the frames to evaluate some trades: given by id, or every trade in [since, until].
+
+    `window_seconds` is the longest window anything looks back over, `lookbacks` the z-score lookback
+    wanted per scope key (a frame is built for each key; ALL is always built), `with_counts` whether the
+    detector's symbol counts are wanted.
+    """
+    ids = None if target_ids is None else sorted({int(pk) for pk in target_ids})
+    firsts, in_range = _targets(ids, since, until)
+    keys = {ALL, *lookbacks}
+    empty = frame_build(client=[], ts=[])
+    if not firsts:
+        return TradeFrames(dict.fromkeys(keys, empty), HistoryCounts.empty() if with_counts else None, None)
+    clients = sorted(firsts)
+    edge = min(firsts.values()) - dt.timedelta(seconds=window_seconds)
+    recent = Trade.objects.filter(portfolio_id__in=clients, traded_at__gt=edge)
+    if until is not None:
+        recent = recent.filter(traded_at__lte=until)
+    window = _Columns.of(_rows(_with_notional(recent)))
+    reference = _Reference(fx)
+    tails: dict[ScopeKey, _Columns] = {}
+    for key, lookback in lookbacks.items():
+        if lookback:
+            before = Trade.objects.filter(_scope_q(key), portfolio_id__in=clients, traded_at__lte=edge)
+            ranked = (
+                _with_notional(before)
+                .annotate(
+                    rank=Window(
+                        RowNumber(), partition_by=[F("portfolio_id")], order_by=[F("traded_at").desc(), F("id").desc()]
+                    )
+                )
+                .filter(rank__lte=lookback)
+            )
+            tails[key] = _Columns.of(_rows(ranked))
+    counts = None
+    count_rows = []
+    if with_counts:
+        count_rows = list(
+            Trade.objects.filter(portfolio_id__in=clients, traded_at__lte=edge)
+            .values_list("portfolio_id", "instrument_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+    instruments = {*window.instrument.tolist(), *(r[1] for r in count_rows)}
+    for tail in tails.values():
+        instruments.update(tail.instrument.tolist())
+    reference.load(instruments, clients)
+    if with_counts:
+        if count_rows:
+            client, instrument, n = (np.array(c, dtype=np.int64) for c in zip(*count_rows, strict=True))
+        else:
+            client = instrument = n = np.zeros(0, dtype=np.int64)
+        counts = HistoryCounts(client, instrument, reference.asset_classes(instrument), n)
+    if ids is not None:
+        target = np.isin(window.seq, np.array(ids, dtype=np.int64))
+    else:
+        target = (window.ts >= to_us(since)) & (window.ts <= to_us(until))
+    window_classes = reference.asset_classes(window.instrument)
+    window_notional = reference.notionals(window)
+    frames: dict[ScopeKey, TradeFrame] = {}
+    for key in keys:
+        mask = scope_mask(key, window.instrument, window_classes)
+        parts: list = [(window, window_classes, window_notional, target, False, mask)]
+        tail = tails.get(key)
+        if tail is not None and len(tail.seq):
+            no_target = np.zeros(len(tail.seq), dtype=bool)
+            parts.append(
+                (tail, reference.asset_classes(tail.instrument), reference.notionals(tail), no_target, True, None)
+            )
+        frames[key] = _frame(parts)
+    return TradeFrames(frames, counts, edge)
+
+
+def scope_mask(key: ScopeKey, instrument: np.ndarray, asset_class: np.ndarray) -> np.ndarray:
+    """Return which rows (by instrument and asset-class code) a rule of the scope key counts."""
+    if key[0] == "instrument":
+        return instrument == key[1]
+    if key[0] == "asset_class":
+        return asset_class == ASSET_CLASS_CODES[key[1]]
+    return np.ones(len(instrument), dtype=bool)
+
+
+def _frame(parts) -> TradeFrame:
+    arrays: dict[str, list] = {name: [] for name in ("client", "instrument", "asset_class", "ts", "seq")}
+    arrays.update(notional=[], side=[], target=[], prefix=[])
+    for columns, classes, notional, target, prefix, mask in parts:
+        keep = np.ones(len(columns.seq), dtype=bool) if mask is None else mask
+        arrays["client"].append(columns.client[keep])
+        arrays["instrument"].append(columns.instrument[keep])
+        arrays["asset_class"].append(classes[keep])
+        arrays["ts"].append(columns.ts[keep])
+        arrays["seq"].append(columns.seq[keep])
+        arrays["notional"].append(notional[keep])
+        arrays["side"].append(columns.side[keep])
+        n = int(keep.sum())
+        arrays["target"].append(np.ones(n, dtype=bool) if target is None else target[keep])
+        arrays["prefix"].append(np.full(n, prefix, dtype=bool))
+    return frame_build(**{name: np.concatenate(values) for name, values in arrays.items()})
+
+
+def trades_frame(queryset, *, fx: FxTable | None, targets_since: dt.datetime | None = None) -> TradeFrame:
+    """Return the trades of a queryset as one frame (dry runs): targets from `targets_since` on (all if None).
+
+    Without an FX table the notionals are left unknown (NaN): enough for counting trades.
+    """
+    columns = _Columns.of(_rows(_with_notional(queryset)))
+    reference = _Reference(fx)
+    reference.load(columns.instrument.tolist(), columns.client.tolist())
+    notional = reference.notionals(columns) if fx is not None else np.full(len(columns.seq), np.nan)
+    target = None if targets_since is None else columns.ts >= to_us(targets_since)
+    return _frame([(columns, reference.asset_classes(columns.instrument), notional, target, False, None)])
