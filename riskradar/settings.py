@@ -61,6 +61,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "auditlog",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "csp",
     "corsheaders",
     "django_prometheus",
@@ -85,9 +88,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): has this session passed two-factor sign-in (django-otp)?
+    "django_otp.middleware.OTPMiddleware",
     "apps.audit.context.AuditContextMiddleware",
     "apps.accounts.middleware.UserTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Signs a session out SESSION_ABSOLUTE_HOURS after sign-in; holds a session that owes a two-factor code (or an
+    # Admin's set-up) to those pages (apps/accounts/middleware.py).
+    "apps.accounts.middleware.SessionLifetimeMiddleware",
+    "apps.accounts.middleware.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
@@ -185,7 +194,9 @@ Q_CLUSTER = {
     "ack_failures": False,
     "save_limit": 1000,
     "catch_up": False,
-    "poll": 0.5,
+    # How often an idle cluster asks the ORM broker for work: the wait before a queued live recalculation
+    # starts. One indexed query per poll.
+    "poll": env.float("Q_POLL", default=0.05),
     "label": "Worker",
 }
 
@@ -228,6 +239,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "apps.audit.context.client_ip"
 AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
 AXES_VERBOSE = False
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]  # masked in the attempts axes records
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -237,6 +249,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sessions end after SESSION_IDLE_MINUTES without a request (the cookie's age, renewed by every request) and
+# SESSION_ABSOLUTE_HOURS after signing in, however busy (apps.accounts.middleware.SessionLifetimeMiddleware).
+SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=120)
+SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_ABSOLUTE_HOURS = env.int("SESSION_ABSOLUTE_HOURS", default=12)
+# Two-factor sign-in (django-otp): an authenticator app (TOTP) plus backup codes, required for Admins, open to
+# everyone. After n wrong codes in a row a device hears no code for FACTOR x 2^(n-1) seconds (0 would turn that off).
+OTP_TOTP_ISSUER = "RiskRadar"
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a device's secret or backup codes
+# Self-service sign-up of Viewer accounts at /accounts/register/ and POST /api/v1/auth/register (404 when off).
+REGISTRATION_ENABLED = env.bool("REGISTRATION_ENABLED", default=False)
 
 # ------------------------------------------------------------------------------ time
 # Stored in UTC; each user sees times in their own zone (User.timezone), this one by default.
@@ -265,7 +291,8 @@ IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "apps.accounts.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        # The browser's session, once past two-factor sign-in where the user has it (or, an Admin, must).
+        "apps.accounts.authentication.VerifiedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.permissions.RoleModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
@@ -304,6 +331,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets that share a field name ("kind", "severity", "status") with another one get their own names.
+    "ENUM_NAME_OVERRIDES": {
+        "AlertRuleKindEnum": "apps.alerts.models.RuleKind",
+        "AlertSeverityEnum": "apps.alerts.models.AlertSeverity",
+        "SeverityEnum": "apps.risk.models.Severity",
+        "AlertStatusEnum": "apps.alerts.models.AlertStatus",
+        "LimitIncreaseStatusEnum": "apps.alerts.models.LimitIncreaseStatus",
+        "AssetClassEnum": "apps.market.models.AssetClass",
+    },
 }
 
 # ------------------------------------------------------------------------------ market feed
@@ -314,6 +350,15 @@ FEED_MAX_WATCHED = env.int("FEED_MAX_WATCHED", default=20)
 FEED_SEED = env.int("FEED_SEED", default=2024)
 TICK_MAX_BATCH = env.int("TICK_MAX_BATCH", default=5000)
 TICK_MAX_AGE = dt.timedelta(seconds=env.int("TICK_MAX_AGE_SECONDS", default=24 * 3600))
+# Price moves of more portfolios than this are recalculated by one desk-wide live run (apps.risk.live);
+# at or below it, by a full snapshot per portfolio (slower, with Monte Carlo). 0: always the desk run.
+RISK_LIVE_DESK_THRESHOLD = env.int("RISK_LIVE_DESK_THRESHOLD", default=0)
+# A desk run of 400 or more portfolios is split over this many worker processes (0: Q_WORKERS).
+RISK_LIVE_DESK_SHARDS = env.int("RISK_LIVE_DESK_SHARDS", default=0)
+
+# ------------------------------------------------------------------------------ trade booking
+# Most trades one POST /api/v1/trades/batch may book (apps.portfolios.services.trades_book_batch).
+TRADE_MAX_BATCH = env.int("TRADE_MAX_BATCH", default=5000)
 
 # ------------------------------------------------------------------------------ audit
 AUDITLOG_INCLUDE_ALL_MODELS = False

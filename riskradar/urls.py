@@ -27,6 +27,7 @@ urlpatterns = [
     path("market/", include("apps.market.urls")),
     path("imports/", include("apps.portfolios.import_urls")),
     path("risk/", include("apps.risk.urls")),
+    path("alerts/", include("apps.alerts.urls")),
     path("audit/", include("apps.audit.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("riskradar.api_urls")),

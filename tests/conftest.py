@@ -1,10 +1,37 @@
 import pytest
+from django.test import Client as DjangoClient
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Role
 from tests.factories import UserFactory
 
 ROLES = [Role.VIEWER, Role.ANALYST, Role.ADMIN]
+
+
+class Client(DjangoClient):
+    """Django's test client, whose force_login also passes two-factor sign-in when the user has an authenticator app.
+
+    Signing in for real takes a code from the app (tests/accounts/test_two_factor.py); this marks the session as
+    verified by the user's device, as django_otp.login does once the code is right. The rule itself is not
+    relaxed: an Admin without a device (UserFactory(role=Role.ADMIN, two_factor=False)) is still sent to set one
+    up, and force_login(user, verified=False) leaves a session that still owes its code.
+    """
+
+    def force_login(self, user, backend=None, *, verified: bool = True) -> None:
+        super().force_login(user, backend)
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+        if verified and device is not None:
+            session = self.session
+            session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+            session.save()
+
+
+@pytest.fixture
+def client() -> Client:
+    """The test client (overrides pytest-django's), with the two-factor-aware force_login above."""
+    return Client()
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,13 @@
 import datetime as dt
+import time
 from decimal import Decimal
 
 import factory
 from django.utils import timezone
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.accounts.models import User
+from apps.accounts.models import Role, User
 from apps.alerts.models import (
     Alert,
     AlertRule,
@@ -43,6 +46,27 @@ class UserFactory(factory.django.DjangoModelFactory):
                 # Transactional tests flush the tables, including the groups the data migration made.
                 sync_role_permissions(apps)
             user_set_role(user=self, role=extracted)
+
+    @factory.post_generation
+    def two_factor(self, create, extracted, **kwargs):
+        """Give the user an authenticator app: every Admin has one (they must), anyone else when two_factor=True.
+
+        two_factor=False makes an Admin without one, as a new Admin is until they set it up. The device is
+        `user.totp_device`; totp_code(device) gives its current code.
+        """
+        if not create:
+            return
+        wanted = extracted if extracted is not None else self.role == Role.ADMIN
+        self.totp_device = (
+            TOTPDevice.objects.create(user=self, name="Authenticator app", confirmed=True) if wanted else None
+        )
+
+
+def totp_code(device: TOTPDevice, *, at: float | None = None) -> str:
+    """Return the code the authenticator app of `device` shows at Unix time `at` (now by default)."""
+    generator = TOTP(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift)
+    generator.time = time.time() if at is None else at
+    return str(generator.token()).zfill(device.digits)
 
 
 class InstrumentFactory(factory.django.DjangoModelFactory):

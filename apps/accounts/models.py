@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.crypto import salted_hmac
 
 
 def validate_timezone(value: str) -> None:
@@ -29,6 +30,11 @@ class User(AbstractUser):
         validators=[validate_timezone],
         help_text="Time zone for displaying times; empty means the site default.",
     )
+    # Part of every session's auth hash: raising it ends the user's sessions in every browser at their next
+    # request (see _get_session_auth_hash), as a password change does.
+    session_epoch = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Raised to end the user's sessions everywhere (e.g. on a role change)."
+    )
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
@@ -47,3 +53,14 @@ class User(AbstractUser):
     @property
     def display_timezone(self) -> str:
         return self.timezone or settings.DISPLAY_TIME_ZONE
+
+    def _get_session_auth_hash(self, secret=None) -> str:
+        """Return Django's session hash of the password, with the session epoch mixed in once it is raised.
+
+        At epoch 0 the hash is exactly Django's own, so sessions from before the epoch existed stay valid.
+        """
+        if not self.session_epoch:
+            return super()._get_session_auth_hash(secret=secret)
+        key_salt = "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash"
+        value = f"{self.password}:epoch:{self.session_epoch}"
+        return salted_hmac(key_salt, value, secret=secret, algorithm="sha256").hexdigest()

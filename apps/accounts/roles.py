@@ -64,6 +64,12 @@ ADMIN_EXTRA = [
     ("axes", "delete_accessattempt"),
     ("axes", "view_accesslog"),
     ("axes", "view_accessfailurelog"),
+    # Two-factor devices (django-otp): see who has set it up, and remove a lost phone's (the user then sets up
+    # a new one at their next sign-in, if they are an Admin). Secrets are never shown (OTP_ADMIN_HIDE_SENSITIVE_DATA).
+    ("otp_totp", "view_totpdevice"),
+    ("otp_totp", "delete_totpdevice"),
+    ("otp_static", "view_staticdevice"),
+    ("otp_static", "delete_staticdevice"),
 ]
 
 

@@ -1,3 +1,6 @@
+from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
 from apps.accounts.models import Role, User
 
 NO_CAPABILITIES = {
@@ -33,4 +36,23 @@ def user_profile(*, user: User) -> dict:
         "role": user.role,
         "display_timezone": user.display_timezone,
         "capabilities": user_capabilities(user=user),
+    }
+
+
+def user_has_two_factor(*, user: User) -> bool:
+    """Return whether the user has a confirmed authenticator app, so signing in takes a code."""
+    return user.is_authenticated and TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def user_two_factor_required(*, user: User) -> bool:
+    """Return whether the user may not use RiskRadar without two-factor sign-in: Admins (and superusers)."""
+    return user.is_authenticated and user.role == Role.ADMIN
+
+
+def user_two_factor_status(*, user: User) -> dict:
+    """Return what the settings page shows of the user's two-factor sign-in."""
+    return {
+        "enabled": user_has_two_factor(user=user),
+        "required": user_two_factor_required(user=user),
+        "backup_codes_left": StaticToken.objects.filter(device__user=user, device__confirmed=True).count(),
     }

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.api.views import ERR_LOGIN
 from apps.accounts.models import Role
-from tests.factories import UserFactory
+from tests.factories import UserFactory, totp_code
 
 PASSWORD = "correct-horse-battery"
 LOGIN = "/api/v1/auth/login"
@@ -26,8 +26,15 @@ def make_user(who: str | None, **extra):
     return UserFactory(username=f"{who.lower()}-user", role=who, **extra)
 
 
-def login(client: APIClient, username: str, password: str = PASSWORD):
-    return client.post(LOGIN, {"username": username, "password": password}, format="json")
+def login(client: APIClient, username: str, password: str = PASSWORD, otp: str | None = None):
+    body = {"username": username, "password": password} | ({"otp": otp} if otp is not None else {})
+    return client.post(LOGIN, body, format="json")
+
+
+def login_as(user, password: str = PASSWORD):
+    """Log in with the password, and the code of the user's authenticator app when they have one (Admins do)."""
+    device = getattr(user, "totp_device", None)
+    return login(APIClient(), user.username, password, otp=totp_code(device) if device else None)
 
 
 def bearer(token: str) -> APIClient:
@@ -62,7 +69,7 @@ def test_me_and_logout_need_a_signed_in_user(who, me, logout):
 @pytest.mark.parametrize("who", WHO[1:])
 def test_every_user_can_log_in_with_their_password(who):
     user = make_user(who)
-    response = login(APIClient(), user.username)
+    response = login_as(user)
     assert response.status_code == 200
     assert response.json()["user"]["role"] == (None if who == NO_ROLE else who)
 
@@ -167,7 +174,7 @@ def test_an_inactive_user_cannot_log_in():
 @pytest.mark.django_db
 def test_a_deactivated_users_token_stops_working():
     user = make_user(Role.ADMIN)
-    token = login(APIClient(), user.username).json()["token"]
+    token = login_as(user).json()["token"]
     user.is_active = False
     user.save()
     assert bearer(token).get(ME).status_code == 401

@@ -1,5 +1,6 @@
 """OpenAPI description of how the API authenticates, so Swagger UI's Authorize button sends `Bearer <token>`."""
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -13,3 +14,9 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A token from POST /api/v1/auth/login, sent as `Authorization: Bearer <token>`.",
         }
+
+
+class VerifiedSessionScheme(SessionScheme):
+    """The browser's session cookie, as drf-spectacular describes Django's (cookieAuth)."""
+
+    target_class = "apps.accounts.authentication.VerifiedSessionAuthentication"

@@ -29,4 +29,7 @@ class Command(BaseCommand):
                 "  Demo passwords are printed once, when the demo is seeded; "
                 "set a new one with `.venv/bin/python manage.py changepassword USERNAME`."
             )
+            self.stdout.write(
+                "  Admins sign in with a code from an authenticator app; the first sign-in sets it up (QR code)."
+            )
         self.stdout.write("")
