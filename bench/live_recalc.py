@@ -5,7 +5,7 @@ portfolios of 20 to 50 positions) and times, with time.perf_counter (figures onl
 1. affected_portfolios() for one instrument, and for a tick batch of 20;
 2. a tick burst: `--bursts` calls of recalculation_request() with 20 instruments each, through the real
    ORM broker (tasks become OrmQ rows, no cluster runs them); prints how many rows the burst left,
-   which coalescing keeps at one per affected portfolio;
+   which coalescing keeps at one (the desk run; apps.risk.live) and one mark per affected portfolio;
 3. live_recalculate() on `--runs` portfolios, the first with the daily history not yet kept, then the
    same portfolios again, reusing it (apps.market.history). Events are not sent (no channel layer here).
 

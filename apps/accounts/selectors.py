@@ -56,3 +56,17 @@ def user_two_factor_status(*, user: User) -> dict:
         "required": user_two_factor_required(user=user),
         "backup_codes_left": StaticToken.objects.filter(device__user=user, device__confirmed=True).count(),
     }
+
+
+def session_two_factor_passed(*, session, user: User) -> bool:
+    """Whether a browser session may act for `user`: it passed the code step (django-otp recorded the device
+    in the session), or the user neither has two-factor sign-in nor owes it. For sockets, which the OTP
+    middleware does not see."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.models import Device
+
+    if not (user_has_two_factor(user=user) or user_two_factor_required(user=user)):
+        return True
+    persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None
+    device = Device.from_persistent_id(persistent_id) if persistent_id else None
+    return device is not None and device.user_id == user.pk

@@ -1,11 +1,14 @@
-"""Daily close history as numpy arrays, read fast and kept for a short while between calculations.
+"""Daily close history as numpy arrays, read fast and kept between calculations.
 
 Every risk calculation reads hundreds of days of closes for each instrument it holds; that history only
-changes when bars are written. Loaded histories are kept in this process keyed by the instruments and
-the date range, and are reused while the price-history version is unchanged and for at most
-CACHE_SECONDS. Every code path that writes PriceBar rows calls `price_history_changed()` (the imports,
-the demo seeder, admin edits through the model signals); the time limit bounds how long a write made
-outside RiskRadar (SQL by hand) can go unseen.
+changes when bars are written (the day's bars at each session close, imports, the admin). Loaded histories
+are kept in this process keyed by the instruments and the date range, and reused while the price-history
+version is unchanged. Every code path that writes PriceBar rows calls `price_history_changed()` (the imports,
+the demo seeder, admin edits through the model signals), which drops them at once. Writes made outside
+RiskRadar (SQL by hand) are caught in two ways: after CACHE_SECONDS a kept history is checked against a
+fingerprint of its rows (their count and highest id: one indexed aggregate, a few milliseconds where
+loading a desk's history again takes a few hundred), and after RELOAD_SECONDS it is loaded again whatever
+the fingerprint says (an update of a close in place by SQL changes neither count nor id).
 """
 
 import datetime as dt
@@ -15,11 +18,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import CharField, FloatField
+from django.db.models import CharField, Count, FloatField, Max
 from django.db.models.functions import Cast
 
 from apps.market.models import PriceBar
@@ -27,12 +31,23 @@ from apps.market.models import PriceBar
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "market:price-history-version"
-CACHE_SECONDS = 60.0
+CACHE_SECONDS = 60.0  # a kept history older than this is checked against its rows' fingerprint
+RELOAD_SECONDS = 900.0  # and one older than this is loaded again
 CACHE_ENTRIES = 64
 
 History = dict[int, tuple[np.ndarray, np.ndarray]]
 
-_entries: OrderedDict[tuple, tuple[object, float, History]] = OrderedDict()
+
+@dataclass
+class _Kept:
+    version: object
+    loaded: float  # time.monotonic() of the load
+    checked: float  # of the last fingerprint that matched
+    fingerprint: tuple
+    history: History
+
+
+_entries: OrderedDict[tuple, _Kept] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -68,24 +83,41 @@ def close_history(*, instrument_ids: Iterable[int], start: dt.date, end: dt.date
     key = (ids, start, end)
     version = _version()
     now = time.monotonic()
-    if version is not None and not connection.in_atomic_block:
+    # Inside a transaction the rows may include uncommitted writes: use them, do not keep them.
+    keep = version is not None and not connection.in_atomic_block
+    if keep:
         with _lock:
             kept = _entries.get(key)
-            if kept is not None and kept[0] == version and now - kept[1] < CACHE_SECONDS:
+            if kept is not None and (kept.version != version or now - kept.loaded >= RELOAD_SECONDS):
+                kept = None
+            if kept is not None:
                 _entries.move_to_end(key)
-                return kept[2]
+        if kept is not None:
+            if now - kept.checked < CACHE_SECONDS:
+                return kept.history
+            if _fingerprint(ids, start, end) == kept.fingerprint:
+                kept.checked = now
+                return dict(kept.history)
+    fingerprint = _fingerprint(ids, start, end) if keep else ()
     history = _load(ids, start, end)
-    # Inside a transaction the rows may include uncommitted writes: use them, do not keep them.
-    if version is not None and not connection.in_atomic_block:
+    if keep:
         for array_pair in history.values():
             for array in array_pair:
                 array.flags.writeable = False
         with _lock:
-            _entries[key] = (version, now, history)
+            _entries[key] = _Kept(version=version, loaded=now, checked=now, fingerprint=fingerprint, history=history)
             _entries.move_to_end(key)
             while len(_entries) > CACHE_ENTRIES:
                 _entries.popitem(last=False)
     return history
+
+
+def _fingerprint(ids: tuple[int, ...], start: dt.date, end: dt.date) -> tuple:
+    """Return (count, highest id) of the bars in the range: any bar added or deleted changes it."""
+    found = PriceBar.objects.filter(instrument_id__in=ids, date__gte=start, date__lte=end).aggregate(
+        count=Count("id"), top=Max("id")
+    )
+    return (found["count"], found["top"])
 
 
 def _load(ids: tuple[int, ...], start: dt.date, end: dt.date) -> History:

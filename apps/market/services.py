@@ -16,7 +16,8 @@ from django.utils.dateparse import parse_datetime
 from apps.market.feeds import hours
 from apps.market.history import price_history_changed
 from apps.market.models import PRICE, FeedKind, FeedState, Instrument, PriceBar, Quote, Tick
-from apps.stream.publish import publish
+from apps.stream.publish import publish_many
+from riskradar import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +210,7 @@ def ticks_ingest(*, items: list, source: str, now: dt.datetime | None = None) ->
     if candidates:
         with transaction.atomic():
             _store(candidates, result, source=source)
+        metrics.count("ticks_ingested", result.accepted)
     result.items.sort(key=lambda item: item.index)
     return result
 
@@ -236,7 +238,10 @@ def _store(candidates: list[_Candidate], result: TickIngestResult, *, source: st
         return
     # ignore_conflicts: a concurrent batch with the same tick wins quietly instead of failing this one.
     Tick.objects.bulk_create(
-        [Tick(instrument_id=c.instrument_id, ts=c.ts, price=c.price, source=source) for c in fresh],
+        [
+            Tick(instrument_id=c.instrument_id, ts=c.ts, price=c.price, source=source)
+            for c in sorted(fresh, key=lambda c: (c.instrument_id, c.ts))
+        ],
         ignore_conflicts=True,
     )
     newest: dict[int, _Candidate] = {}
@@ -244,14 +249,15 @@ def _store(candidates: list[_Candidate], result: TickIngestResult, *, source: st
         if candidate.instrument_id not in newest or candidate.ts > newest[candidate.instrument_id].ts:
             newest[candidate.instrument_id] = candidate
     quoted = dict(Quote.objects.filter(instrument_id__in=newest).values_list("instrument_id", "ts"))
-    _quotes_move_forward(list(newest.values()), source=source)
+    # In instrument order: concurrent batches then lock the quote rows they share in the same order (on
+    # PostgreSQL, two batches upserting them in different orders deadlock).
+    _quotes_move_forward(sorted(newest.values(), key=lambda c: c.instrument_id), source=source)
     # Only a tick newer than the quote is news: a late tick is stored for the day's bar but moves nothing.
     moved = {i: c for i, c in newest.items() if i not in quoted or c.ts > quoted[i]}
     if not moved:
         return
     previous = _previous_closes(moved)
-    for candidate in moved.values():
-        publish("tick", _tick_event(candidate, previous.get(candidate.instrument_id)))
+    publish_many("tick", [_tick_event(c, previous.get(c.instrument_id)) for c in moved.values()])
     ids = sorted(moved)
     transaction.on_commit(lambda: _recalculation_request(ids))
 

@@ -289,3 +289,21 @@ class PendingRecalculation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.portfolio_id} pending since {self.requested_at:%Y-%m-%d %H:%M:%S}"
+
+
+class PendingDeskRecalculation(models.Model):
+    """The desk's live recalculation (see apps.risk.live): a run queued and not started, or one started.
+
+    Key "queued": a desk run is queued and has not started; the key being the primary key, there is at most
+    one. It is inserted together with the queued task (whose argument is `token`) and deleted when that task
+    starts. Key "run-<token>": that run started and took these portfolios (their PendingRecalculation marks);
+    kept until its snapshots commit, so a run retried after a crash takes them again.
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)
+    token = models.CharField(max_length=32)
+    requested_at = models.DateTimeField(db_index=True)
+    portfolio_ids = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} since {self.requested_at:%Y-%m-%d %H:%M:%S}"

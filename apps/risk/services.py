@@ -6,9 +6,11 @@ boundary: Decimal for money columns, JSON with NaN and infinities turned into nu
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,12 +18,14 @@ from decimal import Decimal
 import numpy as np
 from auditlog.context import set_actor
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db import connection, models, transaction
+from django.db.models import FloatField, OuterRef, Subquery
+from django.db.models.functions import Cast
 from django.utils import timezone
+from scipy import sparse
 
 from apps.market.models import AssetClass, Instrument
-from apps.portfolios.models import Portfolio, Side
+from apps.portfolios.models import Portfolio, Position, Side
 from apps.portfolios.services import check_trade
 from apps.risk.engine import backtest as engine_backtest
 from apps.risk.engine import batch as engine_batch
@@ -32,11 +36,25 @@ from apps.risk.engine import signals as engine_signals
 from apps.risk.engine import stress as engine_stress
 from apps.risk.engine.backtest import BacktestResult
 from apps.risk.engine.returns import align_prices
-from apps.risk.engine.types import EngineConfig, RiskResult, StressResult, StressShock, VarFigure
+from apps.risk.engine.types import (
+    EngineConfig,
+    Holding,
+    MarketData,
+    RiskResult,
+    StressResult,
+    StressShock,
+    VarFigure,
+)
 from apps.risk.inputs import (
+    DERIVATIVES,
     ExtraTrade,
     PortfolioInputs,
+    _as_datetime,
+    _build,
+    _load,
+    _market_data,
     engine_config,
+    fx_symbol,
     portfolio_inputs,
     portfolios_inputs,
     price_history,
@@ -537,6 +555,563 @@ def quick_snapshot_fields(
         },
         "stale_inputs": inputs.stale,
     }
+
+
+# ------------------------------------------------------------------------------ the live (intraday) pass
+
+
+LIVE_CONFIG_KEY = "live"  # set in the config of the live pass's snapshots
+WARN_LIVE = (
+    "Live pass: the holdings revalued at current prices against the day's scenarios (every figure but Monte "
+    "Carlo VaR, which comes with the next full recalculation)."
+)
+
+
+@dataclass
+class LiveDesk:
+    """The inputs of many portfolios' live pass, from one load: each distinct holding once, at unit quantity."""
+
+    portfolios: list[Portfolio]
+    config: EngineConfig
+    market: MarketData
+    units: list[Holding]
+    entries: tuple[np.ndarray, np.ndarray, np.ndarray]
+    calendars: list[np.ndarray]
+    benchmarks: list[str | None]
+    inputs: list[PortfolioInputs]  # per portfolio: what the snapshot records (holdings left empty)
+    asset_classes: dict[str, str]  # underlying symbol -> asset class, for the stress tests
+    shocks: list[StressShock]  # the stored scenarios run next to the built-in ones
+
+
+def live_desk_inputs(*, portfolios: list[Portfolio], stored: RiskConfig | None = None) -> LiveDesk:
+    """Build the live pass's inputs of `portfolios` (active, benchmark selected) from one load.
+
+    Positions, instruments, current prices (quotes, else the last close), FX and the daily history are read
+    once, with inputs._load, as portfolios_inputs reads them. Each instrument is made into a holding once per
+    base currency, at quantity 1, by inputs._build on a stand-in portfolio holding every instrument of that
+    base: the same code that builds a portfolio's own holdings, so the unit holding is the one each of them
+    would get, and a portfolio's holdings are the units of its positions at its quantities. A portfolio's
+    warnings and stale flags are those of its instruments (and their underlyings and currencies), its
+    calendar the union of its series' dates (with the FX dates when it converts), as _market_data makes it.
+    """
+    stored = stored or RiskConfig.get_solo()
+    config = engine_config(stored)
+    ids = [p.pk for p in portfolios]
+    quantities = _live_positions(ids)
+    loaded = _load(
+        held_ids={pk for held in quantities.values() for pk in held},
+        benchmark_ids={p.benchmark_id for p in portfolios if p.benchmark_id},
+        extra_instruments=(),
+        as_of=None,
+        config=stored,
+        history_days=None,
+    )
+    instruments = loaded.instruments
+    by_base: dict[str, set[int]] = {}
+    for p in portfolios:
+        by_base.setdefault(p.base_currency, set()).update(quantities.get(p.pk, {}))
+    units: list[Holding] = []
+    unit_row: dict[tuple[str, int], int] = {}
+    base_inputs: dict[str, PortfolioInputs] = {}
+    for base, held in by_base.items():
+        stand_in = Portfolio(base_currency=base)
+        built = _build(portfolio=stand_in, quantities=dict.fromkeys(held, Decimal(1)), extra_trades=[], loaded=loaded)
+        base_inputs[base] = built
+        for holding in built.holdings:
+            unit_row[(base, built.instruments[holding.key].pk)] = len(units)
+            units.append(holding)
+    pairs = {(h.currency, base) for base, built in base_inputs.items() for h in built.holdings if h.currency != base}
+    market = _market_data(loaded.drivers, loaded.closes, loaded.fx, pairs=pairs, end=loaded.end)
+
+    # Calendars: a portfolio's dates are the union of its series' (and of every FX series when it converts),
+    # as _market_data makes them: one sparse product of portfolios x series by series x dates.
+    column = {s: j for j, s in enumerate(market.symbols)}
+    has_close = np.isfinite(np.asarray(market.prices, dtype=np.float64)).T.astype(np.float64)  # (N, T)
+    fx_dates = [d for d, _ in loaded.fx.pairs.values()]
+    fx_mask = np.isin(market.dates, np.concatenate(fx_dates)) if fx_dates else np.zeros(len(market.dates), bool)
+    driver_column = {
+        pk: column.get((i.underlying if i.asset_class in DERIVATIVES and i.underlying_id else i).symbol)
+        for pk, i in instruments.items()
+    }
+    series_rows: list[int] = []
+    series_cols: list[int] = []
+    for k, p in enumerate(portfolios):
+        used = {driver_column.get(pk) for pk in quantities.get(p.pk, {})}
+        if p.benchmark_id:
+            used.add(driver_column.get(p.benchmark_id))
+        used.discard(None)
+        series_rows += [k] * len(used)
+        series_cols += sorted(used)
+    membership = sparse.csr_array(
+        (np.ones(len(series_rows)), (series_rows, series_cols)), shape=(len(portfolios), len(market.symbols))
+    )
+    series_mask = np.asarray(membership @ has_close) > 0 if len(market.symbols) else None
+
+    rows: list[int] = []
+    ports: list[int] = []
+    qtys: list[float] = []
+    calendars: list[np.ndarray] = []
+    benchmarks: list[str | None] = []
+    inputs: list[PortfolioInputs] = []
+    for k, p in enumerate(portfolios):
+        held = quantities.get(p.pk, {})
+        base = p.base_currency
+        built = base_inputs.get(base)
+        benchmark = instruments.get(p.benchmark_id) if p.benchmark_id else None
+        mask = series_mask[k].copy() if series_mask is not None else np.zeros(len(market.dates), dtype=bool)
+        kept_quantities: dict[str, float] = {}
+        currencies: set[str] = set()
+        for pk in sorted(held, key=lambda i: instruments[i].symbol):
+            row = unit_row.get((base, pk))
+            if row is None:
+                continue  # no price or no FX: the stand-in's warnings say so
+            rows.append(row)
+            ports.append(k)
+            qtys.append(float(held[pk]))
+            kept_quantities[units[row].key] = held[pk]
+            currencies.add(units[row].currency)
+        if currencies - {base}:
+            mask |= fx_mask
+        calendars.append(market.dates[mask])
+        benchmarks.append(benchmark.symbol if benchmark is not None else None)
+        inputs.append(_own_inputs(p, built, loaded, held, kept_quantities, currencies, benchmarks[-1]))
+    entries = (np.array(rows, dtype=np.int64), np.array(ports, dtype=np.int64), np.array(qtys, dtype=np.float64))
+    underlyings = {i.underlying for i in instruments.values() if i.asset_class in DERIVATIVES and i.underlying_id}
+    return LiveDesk(
+        portfolios=list(portfolios),
+        config=config,
+        market=market,
+        units=units,
+        entries=entries,
+        calendars=calendars,
+        benchmarks=benchmarks,
+        inputs=inputs,
+        asset_classes={u.symbol: u.asset_class for u in underlyings if u is not None},
+        shocks=_user_shocks() if config.include_stress else [],
+    )
+
+
+def _live_positions(portfolio_ids: list[int]) -> dict[int, dict[int, float]]:
+    """Return portfolio id -> instrument id -> quantity (non-zero), read as floats (what the engine uses)."""
+    out: dict[int, dict[int, float]] = {}
+    rows = (
+        Position.objects.filter(portfolio_id__in=portfolio_ids)
+        .exclude(quantity=0)
+        .annotate(amount=Cast("quantity", FloatField()))
+        .values_list("portfolio_id", "instrument_id", "amount")
+    )
+    for portfolio_id, instrument_id, amount in rows:
+        out.setdefault(portfolio_id, {})[instrument_id] = amount
+    return out
+
+
+def _subject(warning: str) -> str:
+    """Return what an inputs warning is about: the symbol before its first colon, or "FX <CCY>/<BASE>"."""
+    return warning.split(":", 1)[0]
+
+
+def _own_inputs(
+    portfolio: Portfolio,
+    built: PortfolioInputs | None,
+    loaded,
+    held: dict[int, float],
+    quantities: dict[str, float],
+    currencies: set[str],
+    benchmark: str | None,
+) -> PortfolioInputs:
+    """Return what a portfolio's snapshot records of its inputs, from its base currency's stand-in build."""
+    instruments = loaded.instruments
+    base = portfolio.base_currency
+    subjects: set[str] = set()
+    times: list[dt.datetime] = []
+    for pk in held:
+        instrument = instruments[pk]
+        subjects.add(instrument.symbol)
+        if instrument.symbol in quantities:
+            price = loaded.current.get(pk)
+            if price is not None:
+                times.append(_as_datetime(price[1]))
+        if instrument.asset_class in DERIVATIVES and instrument.underlying_id:
+            subjects.add(instrument.underlying.symbol)
+            if instrument.symbol in quantities:
+                under = loaded.current.get(instrument.underlying_id)
+                if under is not None:
+                    times.append(_as_datetime(under[1]))
+    for currency in currencies - {base}:
+        subjects.add(f"FX {currency}/{base}")
+        subjects.add(fx_symbol(currency, base))
+        known = loaded.fx.latest(currency, base)
+        if known is not None:
+            times.append(_as_datetime(known[1]))
+    warnings = [w for w in (built.warnings if built else []) if _subject(w) in subjects]
+    stale_symbols = [s for s in (built.stale_symbols if built else []) if s in subjects]
+    return PortfolioInputs(
+        portfolio_id=portfolio.pk,
+        base_currency=base,
+        as_of=loaded.as_of,
+        point_in_time=False,
+        holdings=[],
+        market=MarketData(dates=np.array([], dtype="datetime64[D]"), symbols=(), prices=np.empty((0, 0))),
+        benchmark=benchmark,
+        inputs_as_of=max(times) if times else None,
+        quantities=quantities,
+        stale=bool(stale_symbols),
+        stale_symbols=stale_symbols,
+        warnings=warnings,
+    )
+
+
+def risk_live_recalculate(
+    *,
+    portfolio_ids: list[int],
+    kind: str = SnapshotKind.INTRADAY,
+    then: Callable[[list[tuple[RiskSnapshot, str | None]]], None] | None = None,
+    step: Callable[[], None] | None = None,
+) -> list[tuple[RiskSnapshot, str | None]]:
+    """Revalue the portfolios' current holdings at once and store a snapshot of each; return (snapshot, previous
+    severity) pairs, in portfolio code order.
+
+    The live pass (engine.batch.compute_batch_live on live_desk_inputs): the figures compute_portfolio_risk
+    gives, except Monte Carlo, marked by config["live"] and a warning (WARN_LIVE). Closed
+    and unknown portfolios are left out. `previous severity` is that of the portfolio's latest current
+    (not point-in-time) snapshot before this one, None for a first. The snapshots are written with one bulk
+    insert in one transaction, in which `then(pairs)` runs (to publish events or delete marks with the write;
+    the calculation itself runs before, outside any transaction). If the pass fails for the whole batch it is
+    run portfolio by portfolio and a portfolio that fails on its own is logged and left out (the next request
+    or the scheduled recalculation picks it up). `step()`, when given, is called between the steps of the
+    pass (the desk run renews its turn there).
+    """
+    step = step or (lambda: None)
+    portfolios = list(
+        Portfolio.objects.filter(pk__in=list(portfolio_ids), is_active=True)
+        .select_related("benchmark")
+        .order_by("code")
+    )
+    if not portfolios:
+        return []
+    began, cpu = time.perf_counter(), time.process_time()
+    stored = RiskConfig.get_solo()
+    desk = live_desk_inputs(portfolios=portfolios, stored=stored)
+    step()
+    started = time.perf_counter()
+    parts = _live_batch(desk)
+    step()
+    engine_ms = (time.perf_counter() - started) * 1000.0
+    duration_ms = engine_ms / len(portfolios)
+    previous = _latest_severities([p.pk for p in portfolios])
+    base_config = {**json_clean(desk.config), LIVE_CONFIG_KEY: True, "point_in_time": False}
+    snapshots: list[RiskSnapshot] = []
+    rows: dict[int, _LiveRows] = {}
+    for k, portfolio in enumerate(portfolios):
+        found = parts.get(k)
+        if found is None:
+            continue
+        batch, column = found
+        try:
+            if id(batch) not in rows:
+                rows[id(batch)] = _LiveRows.of(batch)
+            fields = live_snapshot_fields(
+                inputs=desk.inputs[k],
+                batch=batch,
+                k=column,
+                base_config=base_config,
+                duration_ms=duration_ms,
+                rows=rows[id(batch)],
+            )
+            snapshots.append(RiskSnapshot(portfolio=portfolio, kind=kind, **fields))
+        except Exception:
+            logger.exception("Live recalculation of %s failed", portfolio.code)
+    pairs = [(s, previous.get(s.portfolio_id)) for s in snapshots]
+    step()
+    built = time.perf_counter()
+    with transaction.atomic():
+        snapshots_insert(snapshots)
+        if then is not None:
+            then(pairs)
+    done = time.perf_counter()
+    logger.info(
+        "Live pass of %d portfolios: %.0f ms (inputs %.0f, engine %.0f, rows %.0f, write %.0f), cpu %.0f ms",
+        len(snapshots),
+        (done - began) * 1000.0,
+        (started - began) * 1000.0,
+        engine_ms,
+        (built - started) * 1000.0 - engine_ms,
+        (done - built) * 1000.0,
+        (time.process_time() - cpu) * 1000.0,
+    )
+    return pairs
+
+
+INSERT_ROWS = 500  # snapshots per INSERT statement (32 parameters each; SQLite allows 32,766)
+
+
+def snapshots_insert(snapshots: list[RiskSnapshot]) -> None:
+    """Insert new snapshots with multi-row INSERT ... RETURNING id statements and set their ids.
+
+    What bulk_create does, without its per-value machinery, which took as long as the live pass's JSON: each
+    column's value is prepared once by its field, JSON columns encoded compactly on SQLite (PostgreSQL
+    stores jsonb, parsed from the adapter's encoding). Call it inside a transaction.
+    """
+    if not snapshots:
+        return
+    now = timezone.now()
+    fields = [f for f in RiskSnapshot._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    table = quote(RiskSnapshot._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    is_json = [isinstance(f, models.JSONField) for f in fields]
+    compact = connection.vendor == "sqlite"
+    for snapshot in snapshots:
+        snapshot.computed_at = snapshot.computed_at or now
+    for first in range(0, len(snapshots), INSERT_ROWS):
+        chunk = snapshots[first : first + INSERT_ROWS]
+        params: list = []
+        for snapshot in chunk:
+            for field, json_field in zip(fields, is_json, strict=True):
+                value = getattr(snapshot, field.attname)
+                if json_field and compact:
+                    params.append(json.dumps(value, separators=(",", ":")))
+                else:
+                    params.append(field.get_db_prep_save(value, connection))
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))} RETURNING {quote('id')}"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ids = [row[0] for row in cursor.fetchall()]
+        for snapshot, pk in zip(chunk, ids, strict=True):
+            snapshot.pk = pk
+            snapshot._state.adding = False
+            snapshot._state.db = connection.alias
+
+
+def _live_batch(desk: LiveDesk) -> dict[int, tuple[engine_batch.LiveBatch, int]]:
+    """Run the live pass; return portfolio index -> (its batch, its column). See risk_live_recalculate for failures."""
+
+    def run(ks: list[int]) -> engine_batch.LiveBatch:
+        rows, ports, qtys = desk.entries
+        pick = np.isin(ports, ks)
+        position = np.full(len(desk.portfolios), -1, dtype=np.int64)
+        position[ks] = np.arange(len(ks))
+        return engine_batch.compute_batch_live(
+            market=desk.market,
+            config=desk.config,
+            units=desk.units,
+            entries=(rows[pick], position[ports[pick]], qtys[pick]),
+            n_portfolios=len(ks),
+            calendars=[desk.calendars[k] for k in ks],
+            benchmarks=[desk.benchmarks[k] for k in ks],
+            shocks=desk.shocks,
+            asset_classes=desk.asset_classes,
+        )
+
+    everyone = list(range(len(desk.portfolios)))
+    try:
+        batch = run(everyone)
+        return {k: (batch, k) for k in everyone}
+    except Exception:
+        logger.exception("Live risk pass failed; running it portfolio by portfolio")
+    out: dict[int, tuple[engine_batch.LiveBatch, int]] = {}
+    for k in everyone:
+        try:
+            out[k] = (run([k]), 0)
+        except Exception:
+            logger.exception("Live recalculation of %s failed", desk.portfolios[k].code)
+    return out
+
+
+def _latest_severities(portfolio_ids: list[int]) -> dict[int, str]:
+    """Return portfolio id -> severity of its latest current (not point-in-time) snapshot."""
+    current = RiskSnapshot.objects.exclude(kind=SnapshotKind.POINT_IN_TIME)
+    latest = current.filter(portfolio=OuterRef("pk")).order_by("-as_of", "-id").values("severity")[:1]
+    rows = (
+        Portfolio.objects.filter(pk__in=portfolio_ids).annotate(severity=Subquery(latest)).values_list("pk", "severity")
+    )
+    return {pk: severity for pk, severity in rows if severity is not None}
+
+
+def _json_float(value) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _json_dict(values: dict[str, float]) -> dict[str, float | None]:
+    """Return {key: float} with the values that are not finite as None (json_clean), reusing a clean dict."""
+    numbers = list(values.values())
+    if math.isfinite(math.fsum(numbers)) if numbers else True:
+        return values  # a finite sum: no value is NaN or infinite (an overflow to inf would say otherwise)
+    return {key: _json_float(v) for key, v in values.items()}
+
+
+def _json_list(values: np.ndarray) -> list:
+    """Return floats as a list of Python floats, None where not finite (json_clean of each)."""
+    values = np.asarray(values, dtype=np.float64)
+    if np.isfinite(values).all():
+        return values.tolist()
+    return [v if math.isfinite(v) else None for v in values.tolist()]
+
+
+@dataclass
+class _LiveRows:
+    """A live batch's per-position values as JSON-ready lists, converted once for all its portfolios."""
+
+    start: np.ndarray  # (K + 1,) offsets of each portfolio's entries (entries are grouped by portfolio)
+    key: list[str]
+    asset_class: list[str]
+    currency: list[str]
+    columns: dict[str, list]
+
+    @classmethod
+    def of(cls, batch: engine_batch.LiveBatch) -> "_LiveRows":
+        ports = batch.entry_portfolio
+        if ports.size and np.any(np.diff(ports) < 0):
+            raise ValueError("live batch entries must be grouped by portfolio")
+        units = [batch.units[r] for r in batch.entry_unit.tolist()]
+        return cls(
+            start=np.searchsorted(ports, np.arange(len(batch.stats) + 1)),
+            key=[u.key for u in units],
+            asset_class=[u.asset_class for u in units],
+            currency=[u.currency for u in units],
+            columns={
+                "market_value": _json_list(batch.position_market_value),
+                "weight": _json_list(batch.position_weight),
+                "standalone_var": _json_list(batch.standalone_var),
+                "marginal_var": _json_list(batch.marginal_var),
+                "component_var": _json_list(batch.component_var),
+                "incremental_var": _json_list(batch.incremental_var),
+            },
+        )
+
+
+def live_snapshot_fields(
+    *,
+    inputs: PortfolioInputs,
+    batch: engine_batch.LiveBatch,
+    k: int,
+    base_config: dict,
+    duration_ms: float,
+    rows: _LiveRows | None = None,
+) -> dict:
+    """Return the RiskSnapshot column values of portfolio k of a live pass, in snapshot_fields' form.
+
+    Built straight from the batch's arrays (json_clean over thousands of small dataclasses would take most
+    of the pass); tests hold it to snapshot_fields of each portfolio's own calculation. Pass `rows`
+    (_LiveRows.of(batch)) when writing many portfolios of one batch.
+    """
+    rows = rows or _LiveRows.of(batch)
+    levels = batch.confidence_levels
+    h = batch.horizon_days
+    i_hist = batch.methods.index(HEADLINE_METHOD) if HEADLINE_METHOD in batch.methods else None
+    figures = [
+        {
+            "method": method,
+            "confidence": level,
+            "horizon_days": h,
+            "var": _json_float(batch.var[i, j, k]),
+            "es": _json_float(batch.es[i, j, k]),
+        }
+        for i, method in enumerate(batch.methods)
+        for j, level in enumerate(levels)
+    ]
+    var_value = float(batch.var[i_hist, 0, k]) if i_hist is not None else 0.0
+    es_value = float(batch.es[i_hist, 0, k]) if i_hist is not None else 0.0
+    stats = batch.stats[k]
+    first, last = int(rows.start[k]), int(rows.start[k + 1])
+    cols = rows.columns
+    quantities = inputs.quantities
+    contributions = [
+        {
+            "key": key,
+            "asset_class": asset_class,
+            "currency": currency,
+            "market_value": mv,
+            "weight": weight,
+            "standalone_var": alone,
+            "marginal_var": marginal,
+            "component_var": component,
+            "incremental_var": incremental,
+            "quantity": float(quantities[key]) if key in quantities else None,
+        }
+        for key, asset_class, currency, mv, weight, alone, marginal, component, incremental in zip(
+            rows.key[first:last],
+            rows.asset_class[first:last],
+            rows.currency[first:last],
+            cols["market_value"][first:last],
+            cols["weight"][first:last],
+            cols["standalone_var"][first:last],
+            cols["marginal_var"][first:last],
+            cols["component_var"][first:last],
+            cols["incremental_var"][first:last],
+            strict=True,
+        )
+    ]
+    by_asset_class: dict[str, float] = {}
+    by_currency: dict[str, float] = {}
+    for asset_class, currency, component in zip(
+        rows.asset_class[first:last], rows.currency[first:last], batch.component_var[first:last].tolist(), strict=True
+    ):
+        by_asset_class[asset_class] = by_asset_class.get(asset_class, 0.0) + component
+        by_currency[currency] = by_currency.get(currency, 0.0) + component
+    result_score = batch.scores[k]
+    stats_json = {}
+    if stats is not None:
+        stats_json = {f.name: _clean_scalar(getattr(stats, f.name)) for f in dataclasses.fields(stats)}
+        stats_json["scenario_days"] = int(batch.scenario_days[k])
+    greeks = []
+    for underlying, *values in batch.greeks[k]:
+        clean = [v if math.isfinite(v) else None for v in values]
+        greeks.append({"underlying": underlying, **dict(zip(engine_batch.GREEK_FIELDS, clean, strict=True))})
+    return {
+        "as_of": inputs.as_of,
+        "inputs_as_of": inputs.inputs_as_of,
+        "duration_ms": round(duration_ms, 3),
+        "base_currency": inputs.base_currency,
+        "market_value": _money(batch.market_value[k]),
+        "gross_exposure": _money(batch.gross_exposure[k]),
+        "confidence": levels[0],
+        "horizon_days": h,
+        "var": _money(max(var_value, 0.0) if _finite(var_value) is not None else 0.0),
+        "es": _money(max(es_value, 0.0) if _finite(es_value) is not None else 0.0),
+        "volatility": _finite(stats.annual_volatility) if stats else None,
+        "sharpe": _finite(stats.sharpe) if stats else None,
+        "sortino": _finite(stats.sortino) if stats else None,
+        "max_drawdown": _finite(stats.max_drawdown) if stats else None,
+        "current_drawdown": _finite(stats.current_drawdown) if stats else None,
+        "beta": _finite(stats.beta) if stats else None,
+        "risk_score": min(max(_finite(result_score.score) or 0.0, 0.0), 1.0),
+        "severity": result_score.severity if result_score.severity in Severity.values else Severity.NONE,
+        "figures": figures,
+        "stats": stats_json,
+        "contributions": contributions,
+        "by_asset_class": {key: _json_float(v) for key, v in by_asset_class.items()},
+        "by_currency": {key: _json_float(v) for key, v in by_currency.items()},
+        "greeks": greeks,
+        "stress": [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "pnl": _json_float(r.pnl),
+                "pnl_fraction": _json_float(r.pnl_fraction),
+                "detail": r.detail,
+                "by_position": _json_dict(r.by_position),
+            }
+            for r in batch.stress[k]
+        ],
+        "score_features": {name: _clean_scalar(v) for name, v in result_score.features.items()},
+        "warnings": [*inputs.warnings, *batch.warnings[k], WARN_LIVE],
+        "config": {
+            **base_config,
+            "score_weights_used": {name: _clean_scalar(v) for name, v in result_score.weights.items()},
+            "benchmark": inputs.benchmark,
+        },
+        "stale_inputs": inputs.stale,
+    }
+
+
+def _clean_scalar(value):
+    """json_clean for one number (or None)."""
+    if value is None:
+        return None
+    return json_clean(value)
 
 
 # ------------------------------------------------------------------------------ symbol signals

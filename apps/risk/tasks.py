@@ -34,6 +34,16 @@ def recalculate_live(portfolio_id: int) -> int | None:
     return live.live_recalculate(portfolio_id=portfolio_id)
 
 
+def recalculate_live_desk(token: str) -> list[int]:
+    """Revalue every pending portfolio at once and publish each (queued, coalesced, by live.recalculation_request)."""
+    return live.live_recalculate_desk(token=token)
+
+
+def recalculate_live_desk_part(portfolio_ids: list[int]) -> list[int]:
+    """Compute one shard of a desk run (queued by the run itself, its portfolios as arguments)."""
+    return live.live_recalculate_desk_part(portfolio_ids=portfolio_ids)
+
+
 def recalculate_all() -> list[int]:
     """Snapshot every active portfolio (scheduled full recalculation)."""
     return services.risk_recalculate_all(kind=SnapshotKind.SCHEDULED)

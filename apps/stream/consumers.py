@@ -7,6 +7,7 @@ import logging
 import time
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from apps.stream.publish import DESK_GROUP, SEQ_CACHE_KEY, token_group, user_group
 from apps.stream.services import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
+from riskradar import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,8 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
     """Forward desk events to a signed-in user's socket, as JSON or (?format=html) as rendered partials.
 
     Anonymous sockets are closed with 4401, users without a role with 4403. Ticks and risk updates are
-    coalesced per symbol and portfolio for STREAM_COALESCE_MS; alerts are never coalesced or dropped.
+    coalesced per symbol and portfolio: the first after a quiet window goes out at once, the rest of a burst
+    at most once per STREAM_COALESCE_MS (the latest of each); alerts are never coalesced or dropped.
     """
 
     async def connect(self) -> None:
@@ -75,6 +78,10 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.refuse(CLOSE_UNAUTHENTICATED)
             return
+        if not self.scope.get("api_token") and not await database_sync_to_async(self.session_passed_two_factor)():
+            # Signed in with a password but not yet with the code (or an Admin who has not set it up).
+            await self.refuse(CLOSE_UNAUTHENTICATED)
+            return
         if await database_sync_to_async(lambda: self.user.role)() is None:
             await self.refuse(CLOSE_FORBIDDEN)
             return
@@ -85,7 +92,14 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.counted = True
+        await sync_to_async(metrics.sockets_opened, thread_sensitive=False)()
         self.heartbeat_task = asyncio.create_task(self.heartbeat_loop())
+
+    def session_passed_two_factor(self) -> bool:
+        from apps.accounts.selectors import session_two_factor_passed
+
+        return session_two_factor_passed(session=self.scope.get("session"), user=self.user)
 
     async def refuse(self, code: int) -> None:
         # Accept first: a handshake refused outright reaches the browser only as an anonymous 1006.
@@ -93,6 +107,9 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
         await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            await sync_to_async(metrics.sockets_closed, thread_sensitive=False)()
         for task in (self.heartbeat_task, self.flush_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
@@ -148,7 +165,23 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
 
     # ------------------------------------------------------------------ channel layer messages
     async def stream_event(self, message: dict) -> None:
-        event = message["event"]
+        await self.take(message["event"])
+
+    async def stream_events(self, message: dict) -> None:
+        """Handle a batch of events sent as one channel message (publish_many), each as stream_event would.
+
+        A batch that reaches a quiet socket goes out at once, like a single event (the latest per symbol or
+        portfolio within it); what follows within the window is held.
+        """
+        quiet = self.flush_task is None or self.flush_task.done()
+        for event in message["events"]:
+            await self.take(event, hold=True)
+        if quiet and self.pending:
+            await self.flush()
+            self.flush_task = asyncio.create_task(self.flush_later())
+
+    async def take(self, event: dict, *, hold: bool = False) -> None:
+        """Send, hold or drop one event from the channel layer (subscription, then coalescing)."""
         self.note_seq(event.get("seq", 0))
         if not self.wanted(event):
             return
@@ -158,10 +191,15 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
             await self.flush()
             await self.forward(event)
             return
+        if not hold and (self.flush_task is None or self.flush_task.done()):
+            # A quiet socket (nothing sent or held in the last window) sends at once; what follows within the
+            # window is held, and only the latest per symbol or portfolio goes out when it ends.
+            await self.flush()
+            await self.forward(event)
+            self.flush_task = asyncio.create_task(self.flush_later())
+            return
         self.pending.pop(key, None)
         self.pending[key] = event
-        if self.flush_task is None or self.flush_task.done():
-            self.flush_task = asyncio.create_task(self.flush_later())
 
     async def stream_close(self, message: dict) -> None:
         await self.close(code=message["code"])
@@ -178,8 +216,12 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
         return True
 
     async def flush_later(self) -> None:
-        await asyncio.sleep(coalesce_seconds())
-        await self.flush()
+        """Send what was held at the end of each window, until a window passes with nothing held."""
+        while True:
+            await asyncio.sleep(coalesce_seconds())
+            if not self.pending:
+                return
+            await self.flush()
 
     async def flush(self) -> None:
         """Send the coalesced events, oldest first."""
@@ -208,6 +250,7 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
         client should fetch from the gap endpoint.
         """
         await self.flush()
+        await sync_to_async(metrics.sockets_refresh, thread_sensitive=False)()
         data = {"server_time": timezone.now().isoformat()}
         cutoff = time.monotonic() - LATE_GRACE_SECONDS
         lost = [seq for seq, noticed in self.missing.items() if noticed <= cutoff]

@@ -150,6 +150,9 @@ def test_a_killed_worker_finishes_the_queued_recalculations_after_restart(platfo
                     "price": str(latest_price(platform, info["symbol"])),
                     "traded_at": now_iso(),
                     "external_id": f"e2e-{uuid.uuid4().hex}",
+                    # The demo book is over its default hard limits (firm-wide symbol exposure); this test is
+                    # about the worker, so the Admin books over them.
+                    "override_hard_limits": True,
                 },
             )
             assert status == 201, body

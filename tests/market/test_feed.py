@@ -22,7 +22,7 @@ MONDAY_NSE_OPEN = dt.datetime(2024, 5, 6, 5, 0, tzinfo=dt.UTC)
 
 @pytest.fixture(autouse=True)
 def quiet(monkeypatch):
-    monkeypatch.setattr(services, "publish", lambda kind, data: None)
+    monkeypatch.setattr(services, "publish_many", lambda kind, items: None)
     monkeypatch.setattr(services, "_recalculation_request", lambda ids: None)
 
 

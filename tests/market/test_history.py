@@ -6,6 +6,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.core.cache import cache
+from django.db import connection
 
 from apps.market import history
 from apps.market.models import PriceBar
@@ -79,3 +80,36 @@ def test_a_price_import_invalidates_the_kept_history():
     assert result.updated == 1, result.errors
     again = history.close_history(instrument_ids=[inst.pk], start=START, end=END)
     assert again is not first and again[inst.pk][1][0] == 95.0
+
+
+def test_after_the_time_limit_an_unchanged_history_is_checked_not_loaded_again(monkeypatch):
+    """Past CACHE_SECONDS the kept history is checked against its rows' fingerprint (count, highest id)."""
+    inst = InstrumentFactory(symbol="HIST5")
+    _bars(inst, ["100", "101"])
+    first = history.close_history(instrument_ids=[inst.pk], start=START, end=END)
+    monkeypatch.setattr(history, "CACHE_SECONDS", 0.0)
+    loads = []
+    real_load = history._load
+    monkeypatch.setattr(history, "_load", lambda *args: loads.append(args) or real_load(*args))
+
+    again = history.close_history(instrument_ids=[inst.pk], start=START, end=END)
+    assert loads == [] and again[inst.pk][1] is first[inst.pk][1]  # the same arrays, not read again
+
+    # A bar written outside RiskRadar (no price_history_changed): the fingerprint changes, the history is reloaded.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {PriceBar._meta.db_table} (instrument_id, date, close, source, created_at) "
+            "VALUES (%s, %s, %s, '', %s)",
+            [inst.pk, dt.date(2024, 1, 10), "110", dt.datetime(2024, 1, 10, tzinfo=dt.UTC)],
+        )
+    third = history.close_history(instrument_ids=[inst.pk], start=START, end=END)
+    assert len(loads) == 1 and list(third[inst.pk][1]) == [100.0, 101.0, 110.0]
+
+
+def test_a_kept_history_is_loaded_again_after_the_reload_limit(monkeypatch):
+    inst = InstrumentFactory(symbol="HIST6")
+    _bars(inst, ["100"])
+    first = history.close_history(instrument_ids=[inst.pk], start=START, end=END)
+    monkeypatch.setattr(history, "RELOAD_SECONDS", 0.0)
+    again = history.close_history(instrument_ids=[inst.pk], start=START, end=END)
+    assert again[inst.pk][1] is not first[inst.pk][1]

@@ -18,7 +18,7 @@ VENDOR = b"Date,Open,High,Low,Close,Adj Close,Volume\n2024-01-02,1,2,1,1.5,1.5,1
 
 @pytest.fixture(autouse=True)
 def quiet(monkeypatch):
-    monkeypatch.setattr(services, "publish", lambda kind, data: None)
+    monkeypatch.setattr(services, "publish_many", lambda kind, items: None)
     monkeypatch.setattr(services, "_recalculation_request", lambda ids: None)
 
 

@@ -33,7 +33,7 @@ def iso(moment: dt.datetime) -> str:
 def events(monkeypatch):
     """Capture the published events and the recalculation requests instead of sending them."""
     sent = {"ticks": [], "recalculated": []}
-    monkeypatch.setattr(services, "publish", lambda kind, data: sent["ticks"].append((kind, data)))
+    monkeypatch.setattr(services, "publish_many", lambda kind, items: sent["ticks"].extend((kind, d) for d in items))
     monkeypatch.setattr(services, "_recalculation_request", lambda ids: sent["recalculated"].append(ids))
     return sent
 

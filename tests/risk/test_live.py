@@ -23,7 +23,7 @@ from django_q.worker import worker
 from apps.market.models import AssetClass
 from apps.portfolios.models import Position
 from apps.risk import live, services, tasks
-from apps.risk.models import PendingRecalculation, RiskSnapshot, Severity, SnapshotKind
+from apps.risk.models import PendingDeskRecalculation, PendingRecalculation, RiskSnapshot, Severity, SnapshotKind
 from tests.factories import InstrumentFactory, PortfolioFactory
 from tests.risk.synthetic import at, book, desk_create
 
@@ -33,31 +33,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def desk():
     return desk_create()
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    """Record async_task calls instead of running them; return the list of (args, kwargs)."""
-    calls = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda *args, **kwargs: calls.append((args, kwargs)))
-    return calls
-
-
-@pytest.fixture
-def published(monkeypatch):
-    """Record published events instead of sending them; return the list of (event_type, data)."""
-    events = []
-    monkeypatch.setattr("apps.stream.publish.publish", lambda event_type, data: events.append((event_type, data)))
-    return events
-
-
-@pytest.fixture
-def no_sync(monkeypatch):
-    """Queue tasks as OrmQ rows, as in production; return a function that turns inline running back on."""
-    monkeypatch.setattr(Conf, "SYNC", False)
-    # Conf.SYNC also keeps the worker from closing database connections, which would end the test's
-    # transaction: switch it back on before processing queued rows in this process.
-    return lambda: monkeypatch.setattr(Conf, "SYNC", True)
 
 
 def process_one() -> None:
@@ -123,6 +98,7 @@ def test_an_fx_pair_affects_portfolios_converting_through_it(desk):
 
 
 def test_a_burst_of_fifty_requests_in_one_transaction_queues_one_task(desk, queued, django_capture_on_commit_callbacks):
+    """Price moves go to the desk run: one task, its token on the "queued" desk row."""
     reli = desk.instruments["RELI"]
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         with transaction.atomic():
@@ -133,13 +109,28 @@ def test_a_burst_of_fifty_requests_in_one_transaction_queues_one_task(desk, queu
         callback()
 
     pk = desk.portfolio.pk
+    token = PendingDeskRecalculation.objects.get(key=live.DESK_QUEUED).token
+    assert queued == [
+        (
+            ("apps.risk.tasks.recalculate_live_desk", token),
+            {"task_name": "recalc-desk", "group": "live-recalc", "ack_failure": False},
+        )
+    ]
+    assert list(PendingRecalculation.objects.values_list("portfolio_id", flat=True)) == [pk]
+
+
+def test_with_a_threshold_a_few_price_moves_get_a_task_each(desk, queued, settings, django_capture_on_commit_callbacks):
+    settings.RISK_LIVE_DESK_THRESHOLD = 1
+    pk = desk.portfolio.pk
+    with django_capture_on_commit_callbacks(execute=True):
+        live.recalculation_request(instrument_ids=[desk.instruments["RELI"].pk])
     assert queued == [
         (
             ("apps.risk.tasks.recalculate_live", pk),
             {"task_name": f"recalc-{pk}", "group": "live-recalc", "ack_failure": False},
         )
     ]
-    assert list(PendingRecalculation.objects.values_list("portfolio_id", flat=True)) == [pk]
+    assert not PendingDeskRecalculation.objects.exists()
 
 
 def test_a_request_while_one_is_pending_queues_nothing_and_after_the_start_queues_again(
@@ -278,9 +269,11 @@ def test_a_request_runs_the_task_after_commit_when_tasks_run_inline(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         live.recalculation_request(instrument_ids=[desk.instruments["AAPL"].pk])
-    assert RiskSnapshot.objects.filter(portfolio=desk.portfolio, kind=SnapshotKind.INTRADAY).count() == 1
-    assert Success.objects.filter(name=f"recalc-{desk.portfolio.pk}").exists()
-    assert [event_type for event_type, _ in published] == ["risk_update"]
+    snapshot = RiskSnapshot.objects.get(portfolio=desk.portfolio, kind=SnapshotKind.INTRADAY)
+    assert snapshot.config["live"] is True
+    assert Success.objects.filter(name="recalc-desk").exists()
+    assert [(event_type, data["snapshot_id"]) for event_type, data in published] == [("risk_update", snapshot.pk)]
+    assert not PendingRecalculation.objects.exists() and not PendingDeskRecalculation.objects.exists()
 
 
 # ------------------------------------------------------------------------------ the ORM queue
@@ -370,3 +363,21 @@ def test_concurrent_requests_from_many_connections_queue_one_task(queued):
     assert not errors, errors
     assert [args for args, _ in queued] == [("apps.risk.tasks.recalculate_live", portfolio.pk)]
     assert PendingRecalculation.objects.filter(portfolio=portfolio).count() == 1
+
+
+def test_a_live_recalculation_checks_the_portfolios_limit_rules_and_a_failing_check_does_not_fail_it(
+    desk, published, monkeypatch
+):
+    import apps.alerts.services as alert_services
+
+    checked = []
+    monkeypatch.setattr(alert_services, "evaluate_portfolio_risk", lambda **kwargs: checked.append(kwargs))
+    assert tasks.recalculate_live(desk.portfolio.pk) is not None
+    assert checked == [{"portfolio_ids": [desk.portfolio.pk]}]
+
+    def broken(**kwargs):
+        raise RuntimeError("rules unavailable")
+
+    monkeypatch.setattr(alert_services, "evaluate_portfolio_risk", broken)
+    assert tasks.recalculate_live(desk.portfolio.pk) is not None
+    assert len(published) == 2

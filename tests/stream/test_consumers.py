@@ -5,6 +5,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
@@ -12,7 +13,7 @@ from apps.accounts.models import Role
 from apps.accounts.services import user_set_role
 from apps.stream import consumers
 from apps.stream.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
-from apps.stream.publish import current_seq, publish
+from apps.stream.publish import current_seq, publish, publish_many
 from riskradar.asgi import application
 from tests.factories import UserFactory
 from tests.stream.conftest import open_socket, publish_committed
@@ -254,6 +255,7 @@ async def test_an_idle_socket_gets_heartbeats_with_the_latest_seq(settings):
 
 
 async def test_a_burst_of_ticks_is_coalesced_to_the_latest_per_symbol(settings):
+    """The first tick of a quiet socket goes out at once; the rest of the burst as the latest per symbol."""
     settings.STREAM_COALESCE_MS = 300
     communicator = await open_socket(await make_user())
     await publish_committed(
@@ -263,9 +265,37 @@ async def test_a_burst_of_ticks_is_coalesced_to_the_latest_per_symbol(settings):
     latest = await database_sync_to_async(current_seq)()
     received = await ticks_received(communicator)
     assert [(e["data"]["symbol"], e["data"]["price"], e["seq"]) for e in received] == [
+        ("RELIANCE", "1", latest - 5),
         ("RELIANCE", "5", latest - 1),
         ("TCS", "7", latest),
     ]
+    await communicator.disconnect()
+
+
+async def test_a_lone_update_is_sent_at_once_not_after_the_window(settings):
+    settings.STREAM_COALESCE_MS = 5000
+    communicator = await open_socket(await make_user())
+    await publish_committed(("risk_update", {"portfolio_code": "ALPHA", "var": "1"}))
+    assert (await communicator.receive_json_from(timeout=1))["data"] == {"portfolio_code": "ALPHA", "var": "1"}
+    await communicator.disconnect()
+
+
+async def test_a_batch_of_events_in_one_channel_message_is_taken_apart(settings):
+    """publish_many sends many events as one "stream.events" message; each is filtered and coalesced as usual."""
+    settings.STREAM_COALESCE_MS = 300
+    communicator = await open_socket(await make_user())
+    await communicator.send_json_to({"action": "subscribe", "portfolios": ["ALPHA", "BETA"]})
+    assert (await communicator.receive_json_from(timeout=3))["type"] == "subscribed"
+
+    def run() -> None:
+        with transaction.atomic():
+            publish_many("risk_update", [{"portfolio_code": code} for code in ("ALPHA", "GAMMA", "BETA", "ALPHA")])
+
+    await database_sync_to_async(run)()
+    latest = await database_sync_to_async(current_seq)()
+    received = await ticks_received(communicator)
+    # The batch reaches a quiet socket: sent at once, GAMMA filtered out, ALPHA's latest only.
+    assert [(e["data"]["portfolio_code"], e["seq"]) for e in received] == [("BETA", latest - 1), ("ALPHA", latest)]
     await communicator.disconnect()
 
 
@@ -278,9 +308,10 @@ async def test_alerts_are_never_coalesced_and_keep_their_order_after_pending_tic
         ("alert", {"message": "one"}),
         ("alert", {"message": "two"}),
     )
-    received = [await communicator.receive_json_from(timeout=3) for _ in range(3)]
+    received = [await communicator.receive_json_from(timeout=3) for _ in range(4)]
     assert [(e["type"], e["data"]) for e in received] == [
-        ("risk_update", {"portfolio_code": "ALPHA", "var": "2"}),
+        ("risk_update", {"portfolio_code": "ALPHA", "var": "1"}),  # a quiet socket sends at once
+        ("risk_update", {"portfolio_code": "ALPHA", "var": "2"}),  # held, and sent before the alert
         ("alert", {"message": "one"}),
         ("alert", {"message": "two"}),
     ]
@@ -430,3 +461,23 @@ async def test_api_logout_closes_the_tokens_sockets_with_4401_but_not_the_users_
     assert await by_session.receive_nothing(timeout=0.3)
     await by_token.disconnect()
     await by_session.disconnect()
+
+
+async def test_a_session_that_owes_its_two_factor_code_is_closed_and_a_verified_one_is_not():
+    """The OTP middleware does not see sockets: the consumer itself refuses a session past the password only."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    from apps.stream.consumers import RiskStreamConsumer
+
+    admin = await make_user(role=Role.ADMIN)  # Admins always have (or owe) an authenticator device
+    owing = WebsocketCommunicator(RiskStreamConsumer.as_asgi(), "/ws/risk-stream")
+    owing.scope.update(user=admin, session={})
+    assert (await owing.connect())[0]
+    await assert_closed_with(owing, CLOSE_UNAUTHENTICATED)
+    await owing.disconnect()
+    verified = WebsocketCommunicator(RiskStreamConsumer.as_asgi(), "/ws/risk-stream")
+    verified.scope.update(user=admin, session={DEVICE_ID_SESSION_KEY: admin.totp_device.persistent_id})
+    assert (await verified.connect())[0]
+    await verified.send_json_to({"action": "subscribe"})
+    assert (await verified.receive_json_from(timeout=5))["type"] == "subscribed"
+    await verified.disconnect()

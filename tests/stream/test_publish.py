@@ -91,3 +91,24 @@ def test_publish_never_raises_into_committed_work_when_redis_is_down(monkeypatch
         publish("tick", {"symbol": "RELIANCE", "price": "1"})
     assert StreamEvent.objects.filter(type="tick").exists()
     assert "not delivered live" in caplog.text
+
+
+@pytest.mark.django_db
+def test_publish_many_numbers_stores_and_sends_its_events_in_order(monkeypatch, django_capture_on_commit_callbacks):
+    sent = []
+    monkeypatch.setattr(publish_module, "group_send_many_quietly", lambda group, messages: sent.extend(messages))
+    before = current_seq()
+    with django_capture_on_commit_callbacks(execute=True):
+        publish_module.publish_many("risk_update", [{"portfolio_code": code} for code in ("A", "B", "C")])
+        assert not StreamEvent.objects.exists()  # nothing before the commit
+    stored = list(StreamEvent.objects.order_by("seq").values_list("seq", "data"))
+    assert stored == [
+        (before + 1, {"portfolio_code": "A"}),
+        (before + 2, {"portfolio_code": "B"}),
+        (before + 3, {"portfolio_code": "C"}),
+    ]
+    assert current_seq() == before + 3
+    assert [m["type"] for m in sent] == ["stream.events"]
+    assert sent[0]["events"] == [{"type": "risk_update", "seq": s, "data": d} for s, d in stored]
+    with pytest.raises(ValueError, match="Unknown event type"):
+        publish_module.publish_many("gossip", [{}])
