@@ -227,7 +227,8 @@ def parameters_validate(kind: str, data) -> dict:
         raise ValidationError({FIELD: ERR_NOT_OBJECT})
     schema = SCHEMAS[kind]
     errors: list[str] = []
-    for name in data:
+    # In name order: a JSON object stored by PostgreSQL (jsonb) comes back with its keys reordered.
+    for name in sorted(data, key=str):
         if name not in schema:
             errors.append(ERR_UNKNOWN.format(name=name, known=", ".join(schema)))
     cleaned: dict = {}

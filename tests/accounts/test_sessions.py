@@ -5,8 +5,6 @@ import datetime as dt
 import time
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.auth import get_user as socket_user
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
@@ -53,8 +51,17 @@ def is_signed_in(client) -> bool:
 
 
 def socket_sees(client):
-    """Return the user a stream socket opened with this browser's session cookie would be."""
-    return async_to_sync(socket_user)({"session": SessionStore(session_key=client.cookies["sessionid"].value)})
+    """Return the user a stream socket opened with this browser's session cookie would be.
+
+    channels' get_user does exactly django.contrib.auth.get_user on the scope's session, in a worker thread;
+    here it runs in the test's own thread and transaction (on PostgreSQL another thread could not see them).
+    """
+    from django.contrib.auth import get_user
+
+    class Scope:
+        session = SessionStore(session_key=client.cookies["sessionid"].value)
+
+    return get_user(Scope())
 
 
 @pytest.fixture
