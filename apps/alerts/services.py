@@ -352,21 +352,31 @@ def alert_raise(
             _publish(alert, RAISED)
             notifications.on_alert_event(alert, notifications.RAISED)
             return AlertOutcome(alert, RAISED)
-    escalated = AlertSeverity.rank(severity) > AlertSeverity.rank(active.severity)
-    active.count += 1
-    active.last_seen = max(active.last_seen, now)
-    active.severity = AlertSeverity.highest(active.severity, severity)
-    active.title = title
-    active.message = message
-    active.figures = _merge_figures(active.figures, figures)
-    active.rule = rule
-    active.portfolio = subject.portfolio if subject.portfolio is not None else active.portfolio
-    active.instrument = subject.instrument if subject.instrument is not None else active.instrument
-    active.save(update_fields=["count", "last_seen", "severity", "title", "message", "figures", "updated_at"])
-    _publish(active, UPDATED)
-    if escalated:
-        notifications.on_alert_event(active, notifications.ESCALATED)
+    escalated = _alert_repeat_record(
+        active, times=1, now=now, severities=[severity], title=title, message=message, figures=[figures]
+    )
     return AlertOutcome(active, UPDATED, escalated=escalated)
+
+
+def _alert_repeat_record(
+    alert: Alert, *, times: int, now: dt.datetime, severities: list[str], title: str, message: str, figures: list
+) -> bool:
+    """Record `times` repeats of the condition on its (locked) active alert: count, last_seen, the highest
+    severity, the last title and message, the figures merged in order; publish one "updated" event and notify
+    an escalation. Return whether the alert escalated."""
+    before = alert.severity
+    alert.count += times
+    alert.last_seen = max(alert.last_seen, now)
+    alert.severity = AlertSeverity.highest(alert.severity, *severities)
+    alert.title, alert.message = title[:200], message
+    for repeat_figures in figures:
+        alert.figures = _merge_figures(alert.figures, repeat_figures)
+    alert.save(update_fields=["count", "last_seen", "severity", "title", "message", "figures", "updated_at"])
+    _publish(alert, UPDATED)
+    escalated = AlertSeverity.rank(alert.severity) > AlertSeverity.rank(before)
+    if escalated:
+        notifications.on_alert_event(alert, notifications.ESCALATED)
+    return escalated
 
 
 def _locked(alert: Alert) -> Alert:
@@ -1031,18 +1041,15 @@ def _alert_repeat(alert: Alert, rule: AlertRule, repeats: list[Observation], ctx
     """
     with transaction.atomic():
         alert = Alert.objects.select_for_update().select_related("rule").get(pk=alert.pk)
-        before = alert.severity
-        for obs in repeats:
-            alert.figures = _merge_figures(alert.figures, jsonable({**obs.figures, "level": obs.level}))
-            alert.severity = AlertSeverity.highest(alert.severity, _severity(rule, obs.level))
-        last = repeats[-1]
-        alert.count += len(repeats)
-        alert.last_seen = max(alert.last_seen, ctx.now)
-        alert.title, alert.message = last.title[:200], last.message
-        alert.save(update_fields=["count", "last_seen", "severity", "title", "message", "figures", "updated_at"])
-    _publish(alert, UPDATED)
-    if AlertSeverity.rank(alert.severity) > AlertSeverity.rank(before):
-        notifications.on_alert_event(alert, notifications.ESCALATED)
+        _alert_repeat_record(
+            alert,
+            times=len(repeats),
+            now=ctx.now,
+            severities=[_severity(rule, obs.level) for obs in repeats],
+            title=repeats[-1].title,
+            message=repeats[-1].message,
+            figures=[jsonable({**obs.figures, "level": obs.level}) for obs in repeats],
+        )
     return alert
 
 
