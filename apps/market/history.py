@@ -59,8 +59,8 @@ def price_history_changed() -> None:
 def _bump() -> None:
     try:
         cache.set(VERSION_KEY, time.time_ns(), timeout=None)
-    except Exception:  # the cache is down: the time limit still bounds staleness
-        logger.warning("Could not record a price history change in the cache", exc_info=True)
+    except Exception as exc:  # the cache is down: the time limit still bounds staleness
+        logger.warning("Could not record a price history change in the cache (%s: %s)", type(exc).__name__, exc)
     with _lock:
         _entries.clear()
 

@@ -197,9 +197,15 @@ def group_send_quietly(group: str, message: dict) -> bool:
     """
     try:
         async_to_sync(get_channel_layer().group_send)(group, message)
-    except Exception:
+    except Exception as exc:
+        # One line: while Redis is down (or not started yet, as during seed_demo) this repeats for every send.
         logger.warning(
-            "Channel layer unavailable; %s to %s not delivered live", message.get("type"), group, exc_info=True
+            "Channel layer unavailable; %s to %s not delivered live (%s: %s)",
+            message.get("type"),
+            group,
+            type(exc).__name__,
+            exc,
+            exc_info=logger.isEnabledFor(logging.DEBUG),
         )
         return False
     return True
