@@ -317,6 +317,9 @@ def prepare(platform: Platform, *, portfolios: int, latency_portfolios: int, pau
         from django_q.models import Schedule
 
         Schedule.objects.update(next_run=timezone.now() + dt.timedelta(days=1))
+        from apps.alerts.models import NotificationChannel
+
+        NotificationChannel.objects.update(enabled=False)
     user = user_create(username=USERNAME, password=PASSWORD, role="Admin")
     token = Token.objects.create(user=user).key
     prices = _starting_prices()
@@ -785,7 +788,9 @@ def main() -> None:
     )
     parser.add_argument("--desk-shards", type=int, help="RISK_LIVE_DESK_SHARDS for the platform (default: Q_WORKERS)")
     parser.add_argument("--only", default="abc", help="which parts to run, e.g. 'ac'")
-    parser.add_argument("--keep-schedules", action="store_true", help="leave the platform's schedules running")
+    parser.add_argument(
+        "--keep-schedules", action="store_true", help="leave the platform's schedules and notification channels on"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) after the run")
     args = parser.parse_args()
 
@@ -808,8 +813,9 @@ def main() -> None:
         if not args.keep_schedules:
             print(
                 "the platform's schedules are paused for the run (on this book the 15-minute full recalculation "
-                "and the alerts' evaluation every minute would compete for the same cores); --keep-schedules "
-                "leaves them on"
+                "and the alerts' evaluation every minute would compete for the same cores), and the notification "
+                "channels are off (the book's first evaluation raises an alert per portfolio, a thousand deliveries "
+                "that would compete too); --keep-schedules leaves both on"
             )
         print(f"fixture written in {time.perf_counter() - started:.1f} s; starting Daphne and the cluster ...")
         platform.start()

@@ -56,6 +56,7 @@ from riskradar import metrics
 logger = logging.getLogger(__name__)
 
 NOTIFY_TASK = "apps.alerts.tasks.notify_alert"
+NOTIFY_MANY_TASK = "apps.alerts.tasks.notify_alerts"
 DELIVER_TASK = "apps.alerts.tasks.deliver_notification"
 TASK_GROUP = "notifications"
 
@@ -367,6 +368,37 @@ def on_alert_event(alert: Alert, event: str) -> None:
             async_task(NOTIFY_TASK, alert_id, event, task_name=f"notify-{alert_id}-{event}", group=TASK_GROUP)
         except Exception:
             logger.exception("Could not queue the notifications of alert %s (%s)", alert_id, event)
+
+    transaction.on_commit(queue)
+
+
+def on_alert_events(alerts: list[Alert], event: str) -> None:
+    """on_alert_event for the alerts raised or escalated together by one evaluation: one task for them all.
+
+    The worker notifies them one after the other (notify_alerts); the rules' channels are looked up once.
+    """
+    if event not in NOTIFIED_EVENTS:
+        raise ValueError(ERR_UNKNOWN_EVENT.format(event=event))
+    if not alerts:
+        return
+    rule_of = {alert.pk: alert.rule_id for alert in alerts}
+
+    def queue() -> None:
+        from django_q.tasks import async_task
+
+        try:
+            heard = set(
+                NotificationChannel.objects.filter(rules__in=set(rule_of.values()), enabled=True).values_list(
+                    "rules", flat=True
+                )
+            )
+            ids = sorted(pk for pk, rule_id in rule_of.items() if rule_id in heard)
+            if ids:
+                async_task(
+                    NOTIFY_MANY_TASK, ids, event, task_name=f"notify-{ids[0]}-{len(ids)}-{event}", group=TASK_GROUP
+                )
+        except Exception:
+            logger.exception("Could not queue the notifications of %s alert(s) (%s)", len(rule_of), event)
 
     transaction.on_commit(queue)
 

@@ -19,6 +19,7 @@ returns what it raised, updated and resolved. Boundary convention (apps.alerts.c
 to a limit or threshold does not fire; only a value strictly above it does.
 """
 
+import copy
 import datetime as dt
 import logging
 import math
@@ -69,12 +70,12 @@ from apps.alerts.selectors import (
 )
 from apps.alerts.trade_frames import ID_CHUNK, from_us, scope_key, trade_frames_load
 from apps.audit.models import AuditAction
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audit_record_many, auditlog_changes_record
 from apps.market.models import Instrument, Tick
 from apps.market.selectors import FxTable, fx_table
 from apps.portfolios.models import Portfolio, Position, Trade, TradeSource
 from apps.risk.models import RiskSnapshot
-from apps.stream.publish import jsonable, publish
+from apps.stream.publish import jsonable, publish, publish_many
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +264,7 @@ def alert_event_data(alert: Alert, *, action: str) -> dict:
         "count": alert.count,
         "subject_key": alert.subject_key,
         "created_at": alert.created_at,
+        "first_seen": alert.first_seen,
         "last_seen": alert.last_seen,
     }
     if alert.portfolio_id is not None:
@@ -550,21 +552,16 @@ def _apply(
     """
     observed: set[str] = set()
     notes: dict[str, str] = {}
+    breaches: dict[str, list[Observation]] = {}
     for obs in observations:
         observed.add(obs.subject.key)
         if obs.level is None:
             notes[obs.subject.key] = obs.message
-            continue
-        outcome = alert_raise(
-            rule=rule,
-            subject=obs.subject,
-            severity=_severity(rule, obs.level),
-            title=obs.title,
-            message=obs.message,
-            figures={**obs.figures, "level": obs.level},
-            now=ctx.now,
-        )
-        result.record(outcome)
+        else:
+            breaches.setdefault(obs.subject.key, []).append(obs)
+    if breaches:
+        # Every breach is raised before anything clears, so a subject's breaches are its alert and repeats.
+        _alerts_raise_many(rule, [(seen[0].subject, seen) for seen in breaches.values()], result, ctx.now)
     result.evaluated += len(observations)
     if not rule.auto_resolve or rule.kind in EVENT_KINDS or not (notes or full):
         return
@@ -1033,66 +1030,187 @@ def _active_subjects(rule: AlertRule, portfolio_ids) -> set[str]:
     return set(active.values_list("subject_key", flat=True)) & set(keys)
 
 
-def _alert_repeat(alert: Alert, rule: AlertRule, repeats: list[Observation], ctx) -> Alert:
-    """Apply further repeats of a condition to its active alert in one write, as that many alert_raise calls would.
-
-    count + len(repeats), last_seen, the last title, message and figures, the trade ids accumulated, the highest
-    severity (an escalation is notified); one "updated" event.
-    """
-    with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("rule").get(pk=alert.pk)
-        _alert_repeat_record(
-            alert,
-            times=len(repeats),
-            now=ctx.now,
-            severities=[_severity(rule, obs.level) for obs in repeats],
-            title=repeats[-1].title,
-            message=repeats[-1].message,
-            figures=[jsonable({**obs.figures, "level": obs.level}) for obs in repeats],
-        )
-    return alert
-
-
 def _apply_in_order(rule: AlertRule, observations: list[Observation], result, ctx, active: set[str]) -> None:
     """Apply one rule's observations in order, as if each trade were evaluated after the one before it.
 
     A breach raises or updates the subject's alert (alert_raise; the breaches that follow it for the same
     subject are written as one repeat); a calm observation of a subject whose alert is active resolves it
-    (rules with auto_resolve, not for event kinds). `active` holds the subjects with an active alert and is
-    kept up to date; the caller counts the observations into `evaluated`.
+    (rules with auto_resolve, not for event kinds). Subjects are independent, so those observed only in
+    breach are written together (_alerts_raise_many) and the others one run at a time. `active` holds the
+    subjects with an active alert and is kept up to date; the caller counts the observations into `evaluated`.
     """
-    runs: list[list[Observation]] = []
+    by_subject: dict[str, list[Observation]] = {}
     for obs in observations:
-        previous = runs[-1][-1] if runs else None
-        if previous is not None and obs.level and previous.level and previous.subject.key == obs.subject.key:
-            runs[-1].append(obs)
-        else:
-            runs.append([obs])
-    for run in runs:
-        obs = run[0]
-        key = obs.subject.key
-        if obs.level is not None:
-            outcome = alert_raise(
-                rule=rule,
-                subject=obs.subject,
-                severity=_severity(rule, obs.level),
-                title=obs.title,
-                message=obs.message,
-                figures={**obs.figures, "level": obs.level},
-                now=ctx.now,
+        by_subject.setdefault(obs.subject.key, []).append(obs)
+    breaches = [(seen[0].subject, seen) for seen in by_subject.values() if all(o.level is not None for o in seen)]
+    if breaches:
+        active |= _alerts_raise_many(rule, breaches, result, ctx.now)
+    for seen in by_subject.values():
+        if all(o.level is not None for o in seen):
+            continue
+        runs: list[list[Observation]] = []
+        for obs in seen:
+            if runs and obs.level and runs[-1][-1].level:
+                runs[-1].append(obs)
+            else:
+                runs.append([obs])
+        for run in runs:
+            key = run[0].subject.key
+            if run[0].level is not None:
+                if _apply_breaches(rule, run[0].subject, run, result, ctx.now):
+                    active.add(key)
+            elif key in active and rule.auto_resolve and rule.kind not in EVENT_KINDS:
+                alert = alert_auto_resolve(rule=rule, subject_key=key, note=f"Cleared: {run[0].message}", now=ctx.now)
+                if alert is not None:
+                    result.resolved.append(alert)
+                active.discard(key)
+
+
+def _alerts_raise_many(
+    rule: AlertRule, breaches: list[tuple[Subject, list[Observation]]], result: EvaluationResult, now: dt.datetime
+) -> set[str]:
+    """Apply each subject's breaches, in order, as alert_raise would one by one, in a fixed number of writes.
+
+    Every observation in `breaches` holds its condition; the subjects are distinct. A subject's active alert
+    takes all its breaches as repeats; without one a new alert is raised holding them all (count, the
+    highest severity, the last title and message, the figures merged in order), unless the rule's cooldown
+    runs for the subject (SUPPRESSED). The new alerts are inserted in one statement and the repeats written
+    in one; the stream gets their events together and the notifications are queued once. If another
+    process raised one of the alerts meanwhile (the partial unique index refuses the insert), the subjects
+    are applied one by one instead. Returns the subjects whose alert is active afterwards.
+    """
+    keys = [subject.key for subject, _ in breaches]
+    fresh: list[tuple[Alert, int]] = []
+    repeated: list[tuple[Alert, Alert, int]] = []  # (before, after, repeats)
+    try:
+        with transaction.atomic():
+            active: dict[str, Alert] = {}
+            cooled: set[str] = set()
+            for start in range(0, len(keys), ID_CHUNK):
+                chunk = keys[start : start + ID_CHUNK]
+                rows = Alert.objects.select_for_update(of=("self",)).filter(
+                    rule=rule, subject_key__in=chunk, status__in=ACTIVE_STATUSES
+                )
+                active.update((alert.subject_key, alert) for alert in rows.select_related("portfolio", "instrument"))
+                if rule.cooldown:
+                    cooled.update(
+                        Alert.objects.filter(
+                            rule=rule,
+                            subject_key__in=[key for key in chunk if key not in active],
+                            status=AlertStatus.RESOLVED,
+                            resolved_at__gt=now - rule.cooldown,
+                        ).values_list("subject_key", flat=True)
+                    )
+            for subject, observations in breaches:
+                severities = [_severity(rule, obs.level) for obs in observations]
+                figures = [jsonable({**obs.figures, "level": obs.level}) for obs in observations]
+                last = observations[-1]
+                alert = active.get(subject.key)
+                if alert is None:
+                    if subject.key in cooled:
+                        result.suppressed += len(observations)
+                        continue
+                    merged = figures[0]
+                    for later in figures[1:]:
+                        merged = _merge_figures(merged, later)
+                    alert = Alert(
+                        rule=rule,
+                        portfolio=subject.portfolio,
+                        instrument=subject.instrument,
+                        subject_key=subject.key,
+                        severity=AlertSeverity.highest(*severities),
+                        title=last.title[:200],
+                        message=last.message,
+                        figures=merged,
+                        count=len(observations),
+                        first_seen=now,
+                        last_seen=now,
+                    )
+                    fresh.append((alert, len(observations)))
+                    continue
+                before = copy.copy(alert)
+                alert.rule = rule
+                alert.count += len(observations)
+                alert.last_seen = max(alert.last_seen, now)
+                alert.severity = AlertSeverity.highest(alert.severity, *severities)
+                alert.title, alert.message = last.title[:200], last.message
+                for repeat_figures in figures:
+                    alert.figures = _merge_figures(alert.figures, repeat_figures)
+                alert.updated_at = now
+                repeated.append((before, alert, len(observations)))
+            with transaction.atomic():
+                Alert.objects.bulk_create([alert for alert, _ in fresh], batch_size=ID_CHUNK)
+            Alert.objects.bulk_update(
+                [alert for _, alert, _ in repeated],
+                ["count", "last_seen", "severity", "title", "message", "figures", "updated_at"],
+                batch_size=ID_CHUNK,
             )
-            result.record(outcome)
-            if outcome.action == SUPPRESSED:
-                result.suppressed += len(run) - 1  # within the cooldown, so would every repeat be
-                continue
-            active.add(key)
-            if len(run) > 1:
-                result.updated.extend([_alert_repeat(outcome.alert, rule, run[1:], ctx)] * (len(run) - 1))
-        elif key in active and rule.auto_resolve and rule.kind not in EVENT_KINDS:
-            alert = alert_auto_resolve(rule=rule, subject_key=key, note=f"Cleared: {obs.message}", now=ctx.now)
-            if alert is not None:
-                result.resolved.append(alert)
-            active.discard(key)
+            auditlog_changes_record(
+                changes=[(None, alert) for alert, _ in fresh] + [(before, after) for before, after, _ in repeated]
+            )
+            publish_many(
+                EVENT_TYPE,
+                [alert_event_data(alert, action=RAISED) for alert, _ in fresh]
+                + [alert_event_data(alert, action=UPDATED) for _, alert, _ in repeated],
+            )
+            notifications.on_alert_events([alert for alert, _ in fresh], notifications.RAISED)
+            notifications.on_alert_events(
+                [
+                    after
+                    for before, after, _ in repeated
+                    if AlertSeverity.rank(after.severity) > AlertSeverity.rank(before.severity)
+                ],
+                notifications.ESCALATED,
+            )
+    except IntegrityError:
+        # Raced by another evaluation of the same subjects: one at a time, each finds the other's alert.
+        done: set[str] = set()
+        for subject, observations in breaches:
+            if _apply_breaches(rule, subject, observations, result, now):
+                done.add(subject.key)
+        return done
+    for alert, times in fresh:
+        result.raised.append(alert)
+        result.updated.extend([alert] * (times - 1))
+    for _, alert, times in repeated:
+        result.updated.extend([alert] * times)
+    return {alert.subject_key for alert, _ in fresh} | {alert.subject_key for _, alert, _ in repeated}
+
+
+def _apply_breaches(
+    rule: AlertRule, subject: Subject, observations: list[Observation], result: EvaluationResult, now: dt.datetime
+) -> bool:
+    """Raise (or repeat) one subject's alert for a run of breaches, one alert_raise and one repeat write; return
+    whether its alert is active afterwards (False when the cooldown suppressed it)."""
+    obs = observations[0]
+    outcome = alert_raise(
+        rule=rule,
+        subject=subject,
+        severity=_severity(rule, obs.level),
+        title=obs.title,
+        message=obs.message,
+        figures={**obs.figures, "level": obs.level},
+        now=now,
+    )
+    result.record(outcome)
+    if outcome.action == SUPPRESSED:
+        result.suppressed += len(observations) - 1  # within the cooldown, so would every repeat be
+        return False
+    if len(observations) > 1:
+        repeats = observations[1:]
+        with transaction.atomic():
+            alert = Alert.objects.select_for_update().select_related("rule").get(pk=outcome.alert.pk)
+            _alert_repeat_record(
+                alert,
+                times=len(repeats),
+                now=now,
+                severities=[_severity(rule, o.level) for o in repeats],
+                title=repeats[-1].title,
+                message=repeats[-1].message,
+                figures=[jsonable({**o.figures, "level": o.level}) for o in repeats],
+            )
+        result.updated.extend([alert] * len(repeats))
+    return True
 
 
 def _evaluate_velocity(rule: AlertRule, frames, ctx, result, lookup: _TradeLookup) -> None:
@@ -1642,15 +1760,42 @@ def limit_increase_cancel(
     return increase
 
 
+@transaction.atomic
 def limit_increases_expire(*, now: dt.datetime | None = None) -> int:
     """Mark requested and approved increases whose expiry has passed as EXPIRED; return how many.
 
-    Evaluation already ignores them from expires_at on; this keeps their status truthful for the pages.
+    Evaluation already ignores them from expires_at on; this keeps their status truthful for the pages. The
+    expiry is a step of each increase's workflow in the audit trail (step "expired", by the platform) and a
+    change in its django-auditlog history; the bulk UPDATE sends no signals, so both are written in bulk.
     """
     now = now or timezone.now()
-    return LimitIncrease.objects.filter(
-        status__in=[LimitIncreaseStatus.REQUESTED, LimitIncreaseStatus.APPROVED], expires_at__lte=now
-    ).update(status=LimitIncreaseStatus.EXPIRED, updated_at=now)
+    due = list(
+        LimitIncrease.objects.select_for_update()
+        .filter(status__in=[LimitIncreaseStatus.REQUESTED, LimitIncreaseStatus.APPROVED], expires_at__lte=now)
+        .order_by("pk")
+    )
+    if not due:
+        return 0
+    LimitIncrease.objects.filter(pk__in=[increase.pk for increase in due]).update(
+        status=LimitIncreaseStatus.EXPIRED, updated_at=now
+    )
+    changes = []
+    for increase in due:
+        expired = copy.copy(increase)
+        expired.status, expired.updated_at = LimitIncreaseStatus.EXPIRED, now
+        changes.append((increase, expired))
+    auditlog_changes_record(changes=changes)
+    audit_record_many(
+        {
+            "action": AuditAction.LIMIT_INCREASE,
+            "obj": expired,
+            "before": _increase_state(increase),
+            "after": _increase_state(expired),
+            "detail": {"step": "expired"},
+        }
+        for increase, expired in changes
+    )
+    return len(due)
 
 
 def alerts_housekeeping(*, now: dt.datetime | None = None) -> dict[str, int]:

@@ -36,6 +36,11 @@ def notify_alert(alert_id: int, event: str) -> int:
     return len(notifications.alert_notify(alert_id=alert_id, event=event))
 
 
+def notify_alerts(alert_ids: list[int], event: str) -> int:
+    """notify_alert for each of the alerts one evaluation raised (or escalated) together; return the deliveries."""
+    return sum(len(notifications.alert_notify(alert_id=pk, event=event)) for pk in alert_ids)
+
+
 def deliver_notification(attempt_id: int, event: str | None = None) -> str:
     """Send one notification attempt; return its status (SENT, FAILED, GAVE_UP, or "" when nothing was due)."""
     return notifications.attempt_deliver(attempt_id=attempt_id, event=event)

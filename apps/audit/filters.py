@@ -3,6 +3,7 @@
 import django_filters
 
 from apps.audit.models import AuditAction, AuditEvent
+from riskradar.api import UtcIsoDateTimeFilter
 
 
 class AuditEventFilter(django_filters.FilterSet):
@@ -13,8 +14,8 @@ class AuditEventFilter(django_filters.FilterSet):
     object_type = django_filters.CharFilter(help_text='e.g. "portfolios.trade".')
     object_id = django_filters.CharFilter()
     q = django_filters.CharFilter(method="filter_q", help_text="Text in the object's description or the actor's name.")
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", help_text="ISO 8601, inclusive.")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", help_text="ISO 8601, exclusive.")
+    since = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte", help_text="ISO 8601, inclusive.")
+    until = UtcIsoDateTimeFilter(field_name="at", lookup_expr="lt", help_text="ISO 8601, exclusive.")
 
     class Meta:
         model = AuditEvent

@@ -1,14 +1,29 @@
-"""Recording audit events: one call, audit_record(), appends to the hash chain inside the caller's transaction."""
+"""Recording audit events: audit_record() (or audit_record_many() for a batch) appends to the hash chain inside
+the caller's transaction; auditlog_changes_record() writes django-auditlog entries for bulk writes it cannot see."""
 
+import functools
 import json
+from collections.abc import Iterable
 
+from auditlog.cid import get_cid
+from auditlog.context import auditlog_disabled, auditlog_value
+from auditlog.diff import get_field_value, model_instance_diff, track_field
+from auditlog.models import LogEntry
+from auditlog.registry import auditlog
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
+from django.db.models.signals import pre_save
 from django.utils import timezone
+from django.utils.encoding import smart_str
 
 from apps.audit import chain
 from apps.audit.context import client_ip, current_request, user_agent
 from apps.audit.models import AuditChainHead, AuditEvent
+from riskradar.bulk import rows_insert
+
+WRITE_BATCH = 500  # events per INSERT of a batch
 
 
 def _plain(value):
@@ -28,6 +43,44 @@ def _lock_head() -> AuditChainHead:
     except IntegrityError:
         pass  # created by a concurrent writer
     return AuditChainHead.objects.select_for_update().get(pk=1)
+
+
+def _event_fields(
+    *,
+    action: str,
+    actor=None,
+    obj=None,
+    object_type: str = "",
+    object_id: str = "",
+    object_repr: str = "",
+    before=None,
+    after=None,
+    detail: dict | None = None,
+    request=None,
+    at=None,
+) -> dict:
+    request = request if request is not None else current_request()
+    if actor is None and request is not None:
+        user = getattr(request, "user", None)
+        actor = user if user is not None and user.is_authenticated else None
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or str(obj.pk)
+        object_repr = object_repr or str(obj)
+    return {
+        "at": at or timezone.now(),
+        "actor_id": actor.pk if actor is not None else None,
+        "actor_name": actor.get_username() if actor is not None else "",
+        "action": action,
+        "object_type": object_type[:100],
+        "object_id": str(object_id)[:64],
+        "object_repr": object_repr[:200],
+        "before": _plain(before),
+        "after": _plain(after),
+        "detail": _plain(detail) or {},
+        "ip": client_ip(request),
+        "user_agent": user_agent(request),
+    }
 
 
 def audit_record(
@@ -50,36 +103,150 @@ def audit_record(
     and object_repr from a model instance. Runs inside the caller's transaction when there is one, so an
     action that is rolled back leaves no event; appends are serialised on the chain head's row lock.
     """
-    request = request if request is not None else current_request()
+    fields = _event_fields(
+        action=action,
+        actor=actor,
+        obj=obj,
+        object_type=object_type,
+        object_id=object_id,
+        object_repr=object_repr,
+        before=before,
+        after=after,
+        detail=detail,
+        request=request,
+    )
+    return _append([fields])[0]
+
+
+def audit_record_many(events: Iterable[dict]) -> int:
+    """Append a batch of events, each given as audit_record's keyword arguments, in order; return how many.
+
+    The same chain as one audit_record() call per event, at a fixed number of queries whatever the size of
+    the batch: the head is locked once, the events are inserted in bulk and the head moves once. The
+    events share one time. Runs inside the caller's transaction, as audit_record() does.
+    """
+    at = timezone.now()
+    return len(_append([_event_fields(**event, at=at) for event in events]))
+
+
+def _append(built: list[dict]) -> list[AuditEvent]:
+    """Chain the events after the head, in order, and store them; the head's row lock serialises appends."""
+    if not built:
+        return []
+    with transaction.atomic():
+        head = _lock_head()
+        rows = []
+        for fields in built:
+            seq = head.seq + 1
+            digest = chain.content_hash(chain.event_content(seq=seq, prev_hash=head.hash, **fields))
+            rows.append(AuditEvent(seq=seq, prev_hash=head.hash, hash=digest, **fields))
+            head.seq, head.hash = seq, digest
+        AuditEvent.objects.bulk_create(rows, batch_size=WRITE_BATCH)
+        head.save(update_fields=["seq", "hash"])
+    return rows
+
+
+def _auditlog_context() -> dict:
+    """Return what auditlog's set_actor() or middleware holds now, or {} outside them.
+
+    set_actor() leaves its value in the context variable when it exits and only disconnects the receiver it
+    connected, so the value holds only while that receiver (keyed by the value's signal_duid) is connected.
+    """
+    context = auditlog_value.get({})
+    duid = context.get("signal_duid")
+    if duid is None or not any(key[0] == duid for key, *_ in pre_save.receivers):
+        return {}
+    return context
+
+
+def _diff(old, new) -> dict | None:
+    return model_instance_diff(old, new, use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES)
+
+
+@functools.cache
+def _creation_fields(model) -> tuple:
+    """The fields model_instance_diff compares for a created row of the model, with its registration's filters."""
+    fields = [f for f in model._meta.get_fields() if track_field(f)]
+    registered = auditlog.get_model_fields(model)
+    if registered["include_fields"]:
+        fields = [f for f in fields if f.name in registered["include_fields"]]
+    if registered["exclude_fields"]:
+        fields = [f for f in fields if f.name not in registered["exclude_fields"]]
+    return tuple(fields)
+
+
+def _creation_diff(new) -> dict | None:
+    """model_instance_diff(None, new), with the field list worked out once per model rather than once per row.
+
+    A batch creates thousands of rows, and the list (from _meta.get_fields() and the registration) took most
+    of the time. Masked fields and JSON-valued changes take the general path.
+    """
+    model = type(new)
+    if settings.AUDITLOG_STORE_JSON_CHANGES or auditlog.get_model_fields(model)["mask_fields"]:
+        return _diff(None, new)
+    diff = {}
+    for f in _creation_fields(model):
+        value = get_field_value(new, f)
+        if value != "None":  # what a missing old row gives (the string), compared as model_instance_diff does
+            diff[f.name] = ("None", smart_str(value))
+    return diff or None
+
+
+def auditlog_changes_record(
+    *, changes: Iterable[tuple[models.Model | None, models.Model | None]], actor=None, additional_data=None
+) -> int:
+    """Write django-auditlog entries for rows written in bulk, which its signals never see; return how many.
+
+    `changes` holds (before, after) pairs of instances of one or more registered models: (None, row) for a
+    row created, (row, None) for one deleted, (old, new) for one updated; an update that changes no
+    audited field is skipped, as auditlog skips it. Fields are compared and masked as auditlog's own
+    receivers do (model_instance_diff with the model's registration). The actor is `actor`, else the one
+    auditlog's middleware or set_actor() holds, else the signed-in user of the request being served; the
+    address comes from the same place. Written with riskradar.bulk.rows_insert, in the caller's transaction.
+    """
+    if auditlog_disabled.get():
+        return 0
+    context = _auditlog_context()
+    request = current_request()
+    if actor is None:
+        actor = context.get("actor")
     if actor is None and request is not None:
         user = getattr(request, "user", None)
         actor = user if user is not None and user.is_authenticated else None
-    if obj is not None:
-        object_type = object_type or obj._meta.label_lower
-        object_id = object_id or str(obj.pk)
-        object_repr = object_repr or str(obj)
-    fields = {
-        "at": timezone.now(),
-        "actor_id": actor.pk if actor is not None else None,
-        "actor_name": actor.get_username() if actor is not None else "",
-        "action": action,
-        "object_type": object_type[:100],
-        "object_id": str(object_id)[:64],
-        "object_repr": object_repr[:200],
-        "before": _plain(before),
-        "after": _plain(after),
-        "detail": _plain(detail) or {},
-        "ip": client_ip(request),
-        "user_agent": user_agent(request),
-    }
-    with transaction.atomic():
-        head = _lock_head()
-        seq = head.seq + 1
-        digest = chain.content_hash(chain.event_content(seq=seq, prev_hash=head.hash, **fields))
-        event = AuditEvent.objects.create(seq=seq, prev_hash=head.hash, hash=digest, **fields)
-        head.seq, head.hash = seq, digest
-        head.save(update_fields=["seq", "hash"])
-    return event
+    remote_addr = context.get("remote_addr") or client_ip(request)
+    cid = get_cid()
+    now = timezone.now()
+    entries = []
+    for old, new in changes:
+        instance = new if new is not None else old
+        if instance is None or not auditlog.contains(instance._meta.model):
+            continue
+        diff = _creation_diff(new) if old is None else _diff(old, new)
+        if not diff:
+            continue
+        action = (
+            LogEntry.Action.CREATE if old is None else LogEntry.Action.DELETE if new is None else LogEntry.Action.UPDATE
+        )
+        pk = instance.pk
+        entries.append(
+            LogEntry(
+                content_type=ContentType.objects.get_for_model(instance),
+                object_pk=smart_str(pk),
+                object_id=pk if isinstance(pk, int) else None,
+                object_repr=smart_str(instance),
+                action=action,
+                changes=diff,
+                actor_id=actor.pk if actor is not None else None,
+                actor_email=getattr(actor, "email", None) if actor is not None else None,
+                remote_addr=remote_addr,
+                remote_port=context.get("remote_port"),
+                cid=cid,
+                timestamp=now,
+                additional_data=additional_data,
+            )
+        )
+    rows_insert(entries)
+    return len(entries)
 
 
 def audit_verify() -> chain.ChainReport:

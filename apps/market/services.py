@@ -1,5 +1,6 @@
 """Writes of market data from the feeds: tick ingestion, the daily roll of ticks into bars, and feed settings."""
 
+import copy
 import datetime as dt
 import logging
 import math
@@ -187,7 +188,8 @@ def ticks_ingest(*, items: list, source: str, now: dt.datetime | None = None) ->
         result.refused = ERR_BATCH_TOO_LARGE.format(limit=settings.TICK_MAX_BATCH, count=len(items))
         return result
 
-    symbols = {_symbol_of(item) for item in items} - {""}
+    # No symbol holds a NUL byte, and PostgreSQL refuses one in a query: such a symbol is simply unknown.
+    symbols = {symbol for item in items if "\x00" not in (symbol := _symbol_of(item))} - {""}
     instrument_ids = dict(Instrument.objects.filter(symbol__in=symbols).values_list("symbol", "id"))
     candidates: list[_Candidate] = []
     for index, item in enumerate(items):
@@ -341,6 +343,9 @@ def _recalculation_request(instrument_ids: list[int]) -> None:
 # ------------------------------------------------------------------------------ day roll
 
 
+ROLLED_FIELDS = ["open", "high", "low", "close", "volume", "source"]  # what a day roll writes over a stored bar
+
+
 @dataclass
 class DayRollResult:
     day: dt.date
@@ -402,15 +407,43 @@ def feed_day_roll(*, day: dt.date, exchange: str | None = None, now: dt.datetime
                 )
             )
     if bars:
+        stored = {
+            b.instrument_id: b
+            for b in PriceBar.objects.filter(instrument_id__in=[b.instrument_id for b in bars], date=day)
+        }
         PriceBar.objects.bulk_create(
             bars,
             update_conflicts=True,
             unique_fields=["instrument", "date"],
-            update_fields=["open", "high", "low", "close", "volume", "source"],
+            update_fields=ROLLED_FIELDS,
         )
+        _bars_change_log(bars, stored)
         price_history_changed()
     result.bars = len(bars)
     return result
+
+
+def _bars_change_log(bars: list[PriceBar], stored: dict[int, PriceBar]) -> None:
+    """Give the rolled bars the change history a save would get from django-auditlog (the upsert sends no signals).
+
+    A bar that was stored is compared as the upsert left it (its other fields kept), so rolling a day twice
+    records nothing the second time.
+    """
+    from apps.audit.services import auditlog_changes_record
+
+    changes: list[tuple[PriceBar | None, PriceBar]] = []
+    for bar in bars:
+        old = stored.get(bar.instrument_id)
+        new = copy.copy(bar if old is None else old)
+        for name in ROLLED_FIELDS:
+            value = getattr(bar, name)
+            field = PriceBar._meta.get_field(name)
+            if isinstance(value, Decimal):
+                # Aggregates come back unscaled on SQLite (3510 for 3510.00000000): compare what is stored.
+                value = value.quantize(Decimal(1).scaleb(-field.decimal_places))
+            setattr(new, name, value)
+        changes.append((old, new))
+    auditlog_changes_record(changes=changes)
 
 
 # ------------------------------------------------------------------------------ feed state

@@ -1,5 +1,6 @@
 """Writes to portfolios: booking trades is the only way positions change."""
 
+import copy
 import datetime as dt
 from dataclasses import asdict, dataclass
 from dataclasses import field as dataclass_field
@@ -14,6 +15,7 @@ from django.utils.dateparse import parse_datetime
 from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeSource
 from apps.portfolios.positions import PositionState, apply_fill
+from riskradar.bulk import rows_insert
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_ABS_QUANTITY = Decimal("1e15")
@@ -102,6 +104,7 @@ def check_trade(
         or not isinstance(external_id, str)
         or len(external_id) > 100
         or external_id != external_id.strip()
+        or "\x00" in external_id  # PostgreSQL refuses it in a query or a row
     ):
         errors["external_id"] = ERR_EXTERNAL_ID
     if not portfolio.is_active:
@@ -304,6 +307,7 @@ ERR_BATCH_PORTFOLIO = "No portfolio has the code {code}."
 ERR_BATCH_SYMBOL = "No instrument has the symbol {symbol}."
 ERR_BATCH_TIME = "Give an ISO 8601 time with a time zone offset, e.g. 2024-05-02T09:15:00+05:30."
 ERR_BATCH_NOTE = "At most 500 characters."
+ERR_BATCH_NUL = "Must not contain a NUL character."
 ERR_BATCH_REPEATED = "External id {external_id} is already in this batch (index {index}) with different details."
 # The service's field names as the API calls them, and the order errors are listed in.
 BATCH_FIELDS = ("portfolio", "symbol", "side", "quantity", "price", "fees", "traded_at", "external_id", "note")
@@ -425,6 +429,8 @@ def _batch_item(index: int, item, portfolios: dict, instruments: dict) -> tuple[
         errors["note"] = [ERR_BATCH_TEXT]
     elif len(note) > 500:
         errors["note"] = [ERR_BATCH_NOTE]
+    elif "\x00" in note:  # PostgreSQL refuses it in a row
+        errors["note"] = [ERR_BATCH_NUL]
     for name in ("side", "quantity", "price"):
         if item.get(name) is None:
             errors[name] = [ERR_BATCH_REQUIRED]
@@ -461,8 +467,15 @@ def _batch_item(index: int, item, portfolios: dict, instruments: dict) -> tuple[
 
 
 def _batch_names(items: list, name: str) -> set[str]:
-    """Return the portfolio codes or symbols a batch names, as they are looked up (upper case)."""
-    return {item[name].strip().upper() for item in items if isinstance(item, dict) and isinstance(item.get(name), str)}
+    """Return the portfolio codes or symbols a batch names, as they are looked up (upper case).
+
+    Names with a NUL byte are left out: none exists, and PostgreSQL refuses one in a query.
+    """
+    return {
+        item[name].strip().upper()
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get(name), str) and "\x00" not in item[name]
+    }
 
 
 def _same_details(a: _BatchTrade, b: _BatchTrade) -> bool:
@@ -575,13 +588,14 @@ def _batch_book_locked(valid: list[_BatchTrade], result: BatchBookingResult, *, 
         )
         for c in fresh
     ]
-    Trade.objects.bulk_create(trades, batch_size=BULK_SIZE)
+    rows_insert(trades)
     for candidate, trade in zip(fresh, trades, strict=True):
         candidate.trade = trade
         result.items[candidate.index].trade_id = trade.pk
-    _batch_positions(fresh)
+    moved = _batch_positions(fresh)
     ids = [trade.pk for trade in trades]
     _batch_audit(fresh, source=source, booked_by=booked_by)
+    _batch_change_log(trades, moved, booked_by=booked_by)
     from apps.alerts.services import trades_booked
     from apps.risk.live import recalculation_request
 
@@ -593,8 +607,11 @@ def _batch_book_locked(valid: list[_BatchTrade], result: BatchBookingResult, *, 
     trades_booked(trade_ids=ids, source=source, on_result=keep)
 
 
-def _batch_positions(fresh: list[_BatchTrade]) -> None:
-    """Move each (portfolio, instrument) position once by all of its fills in the batch, in booking order."""
+def _batch_positions(fresh: list[_BatchTrade]) -> list[tuple[Position | None, Position]]:
+    """Move each (portfolio, instrument) position once by all of its fills in the batch, in booking order.
+
+    Return each position written, with its stored state before (None for a new one), for its change history.
+    """
     fills: dict[tuple[int, int], list[_BatchTrade]] = {}
     for candidate in fresh:
         fills.setdefault((candidate.portfolio.pk, candidate.instrument.pk), []).append(candidate)
@@ -605,12 +622,13 @@ def _batch_positions(fresh: list[_BatchTrade]) -> None:
         )
     }
     now = timezone.now()
-    changed, created = [], []
+    changed, created, moved = [], [], []
     for key, batch in fills.items():
         position = stored.get(key)
         state = PositionState()
         if position is not None:
             state = PositionState(position.quantity, position.average_cost, position.realized_pnl)
+            moved.append((copy.copy(position), position))
         for candidate in batch:
             fields = candidate.fields
             state = apply_fill(
@@ -623,6 +641,7 @@ def _batch_positions(fresh: list[_BatchTrade]) -> None:
         if position is None:
             position = Position(portfolio_id=key[0], instrument_id=key[1])
             created.append(position)
+            moved.append((None, position))
         else:
             changed.append(position)
         position.quantity, position.average_cost, position.realized_pnl = (
@@ -631,8 +650,9 @@ def _batch_positions(fresh: list[_BatchTrade]) -> None:
             state.realized_pnl,
         )
         position.updated_at = now
-    Position.objects.bulk_create(created, batch_size=BULK_SIZE)
+    rows_insert(created)
     _positions_write(changed)
+    return moved
 
 
 def _positions_write(positions: list[Position]) -> None:
@@ -665,6 +685,17 @@ def _positions_write(positions: list[Position]) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def _batch_change_log(trades: list[Trade], moved: list[tuple[Position | None, Position]], *, booked_by) -> None:
+    """Give the batch's trades and positions the change history trade_book's saves get from django-auditlog.
+
+    Bulk inserts and the positions' one UPDATE send no model signals, so the entries are written here, in
+    bulk (one INSERT per few hundred rows), whatever the trades' source, as auditlog records every save.
+    """
+    from apps.audit.services import auditlog_changes_record
+
+    auditlog_changes_record(changes=[*((None, trade) for trade in trades), *moved], actor=booked_by)
 
 
 def _batch_audit(fresh: list[_BatchTrade], *, source: str, booked_by) -> None:

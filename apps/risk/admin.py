@@ -1,6 +1,7 @@
 from django.contrib import admin
 from solo.admin import SingletonModelAdmin
 
+from apps.risk import services
 from apps.risk.models import RiskConfig, RiskSnapshot, StressScenario, SymbolSignal
 from riskradar.admin import ComputedAdmin
 
@@ -28,6 +29,10 @@ class RiskConfigAdmin(SingletonModelAdmin):
             {"fields": ["var_limit_fraction", "score_low", "score_medium", "score_high", "score_weights"]},
         ),
     ]
+
+    def save_model(self, request, obj, form, change):
+        # The form has validated the row; the service stores it and records the change in the audit trail.
+        services.risk_config_save(config=obj, user=request.user)
 
 
 @admin.register(RiskSnapshot)

@@ -263,7 +263,12 @@ class StressScenario(models.Model):
         for name in ("currency_moves", "symbol_moves"):
             value = getattr(self, name)
             if not isinstance(value, dict) or not all(
-                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > -1
+                # PostgreSQL refuses a NUL byte in a JSON document.
+                isinstance(k, str)
+                and "\x00" not in k
+                and isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and v > -1
                 for k, v in value.items()
             ):
                 errors[name] = 'Give an object of names to relative moves above -1, e.g. {"INR": -0.1}.'

@@ -6,11 +6,10 @@ boundary: Decimal for money columns, JSON with NaN and infinities turned into nu
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,12 +17,14 @@ from decimal import Decimal
 import numpy as np
 from auditlog.context import set_actor
 from django.core.exceptions import ValidationError
-from django.db import connection, models, transaction
+from django.db import transaction
 from django.db.models import FloatField, OuterRef, Subquery
 from django.db.models.functions import Cast
 from django.utils import timezone
 from scipy import sparse
 
+from apps.audit.models import AuditAction
+from apps.audit.services import audit_record, audit_record_many
 from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position, Side
 from apps.portfolios.services import check_trade
@@ -60,6 +61,7 @@ from apps.risk.inputs import (
     price_history,
 )
 from apps.risk.models import RiskConfig, RiskSnapshot, Severity, SnapshotKind, StressScenario, SymbolSignal
+from riskradar.bulk import rows_insert
 
 logger = logging.getLogger(__name__)
 
@@ -361,8 +363,10 @@ def risk_snapshot_create(
         kind = SnapshotKind.POINT_IN_TIME
     calculation = risk_calculation(portfolio=portfolio, as_of=as_of)
     with transaction.atomic():
+        previous = None if kind == SnapshotKind.POINT_IN_TIME else _latest_severities([portfolio.pk]).get(portfolio.pk)
         snapshot = RiskSnapshot(portfolio=portfolio, kind=kind, **snapshot_fields(calculation))
         snapshot.save()
+        risk_severity_changes_record(pairs=[(snapshot, previous)])
     return snapshot
 
 
@@ -413,7 +417,9 @@ def risk_recalculate_all(*, kind: str = SnapshotKind.SCHEDULED, quick: bool = Fa
             except Exception:
                 logger.exception("Risk recalculation of %s failed", portfolio.code)
     with transaction.atomic():
+        previous = _latest_severities([s.portfolio_id for s in snapshots])
         RiskSnapshot.objects.bulk_create(snapshots)
+        risk_severity_changes_record(pairs=[(s, previous.get(s.portfolio_id)) for s in snapshots])
     return [s.pk for s in snapshots]
 
 
@@ -828,6 +834,7 @@ def risk_live_recalculate(
         snapshots_insert(snapshots)
         if then is not None:
             then(pairs)
+        risk_severity_changes_record(pairs=pairs)
     done = time.perf_counter()
     logger.info(
         "Live pass of %d portfolios: %.0f ms (inputs %.0f, engine %.0f, rows %.0f, write %.0f), cpu %.0f ms",
@@ -842,46 +849,9 @@ def risk_live_recalculate(
     return pairs
 
 
-INSERT_ROWS = 500  # snapshots per INSERT statement (32 parameters each; SQLite allows 32,766)
-
-
 def snapshots_insert(snapshots: list[RiskSnapshot]) -> None:
-    """Insert new snapshots with multi-row INSERT ... RETURNING id statements and set their ids.
-
-    What bulk_create does, without its per-value machinery, which took as long as the live pass's JSON: each
-    column's value is prepared once by its field, JSON columns encoded compactly on SQLite (PostgreSQL
-    stores jsonb, parsed from the adapter's encoding). Call it inside a transaction.
-    """
-    if not snapshots:
-        return
-    now = timezone.now()
-    fields = [f for f in RiskSnapshot._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    table = quote(RiskSnapshot._meta.db_table)
-    columns = ", ".join(quote(f.column) for f in fields)
-    is_json = [isinstance(f, models.JSONField) for f in fields]
-    compact = connection.vendor == "sqlite"
-    for snapshot in snapshots:
-        snapshot.computed_at = snapshot.computed_at or now
-    for first in range(0, len(snapshots), INSERT_ROWS):
-        chunk = snapshots[first : first + INSERT_ROWS]
-        params: list = []
-        for snapshot in chunk:
-            for field, json_field in zip(fields, is_json, strict=True):
-                value = getattr(snapshot, field.attname)
-                if json_field and compact:
-                    params.append(json.dumps(value, separators=(",", ":")))
-                else:
-                    params.append(field.get_db_prep_save(value, connection))
-        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))} RETURNING {quote('id')}"
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            ids = [row[0] for row in cursor.fetchall()]
-        for snapshot, pk in zip(chunk, ids, strict=True):
-            snapshot.pk = pk
-            snapshot._state.adding = False
-            snapshot._state.db = connection.alias
+    """Insert new snapshots and set their ids (riskradar.bulk.rows_insert: a desk run writes a thousand at once)."""
+    rows_insert(snapshots)
 
 
 def _live_batch(desk: LiveDesk) -> dict[int, tuple[engine_batch.LiveBatch, int]]:
@@ -1394,10 +1364,92 @@ def stress_scenario_update(*, scenario: StressScenario, data: dict, user=None) -
 
 @transaction.atomic
 def risk_config_update(*, data: dict, user) -> RiskConfig:
-    """Validate and store risk settings; the next calculation uses them, and the audit log records the change."""
+    """Validate and store risk settings; the next calculation uses them, and the audit trail records the change."""
     config = RiskConfig.objects.select_for_update().get(pk=RiskConfig.get_solo().pk)
     _apply(config, data, CONFIG_FIELDS, ERR_CONFIG_FIELD)
     config.full_clean()
+    return risk_config_save(config=config, user=user)
+
+
+def risk_config_state(config: RiskConfig) -> dict:
+    """Return the settings as the audit trail records them."""
+    return {name: getattr(config, name) for name in CONFIG_FIELDS}
+
+
+@transaction.atomic
+def risk_config_save(*, config: RiskConfig, user) -> RiskConfig:
+    """Store settings already validated (by risk_config_update or the admin's form) and audit what changed.
+
+    Every way of changing the settings ends here. The stored row is locked and compared with, so `before`
+    holds the values this save replaces even when two Admins edit at once; a "config_changed" event lists
+    the changed settings before and after (none changed: no event), with the actor, address and browser of
+    the request being served. django-auditlog records the row's field history as well.
+    """
+    stored = RiskConfig.objects.select_for_update().filter(pk=config.pk).first()
+    before = risk_config_state(stored) if stored is not None else {}
     with set_actor(user) if user is not None else nullcontext():
         config.save()
+    after = risk_config_state(config)
+    changed = [name for name in CONFIG_FIELDS if name not in before or before[name] != after[name]]
+    if changed:
+        audit_record(
+            action=AuditAction.CONFIG_CHANGED,
+            actor=user,
+            obj=config,
+            before={name: before[name] for name in changed if name in before} or None,
+            after={name: after[name] for name in changed},
+            detail={"changed": changed},
+        )
     return config
+
+
+# ------------------------------------------------------------------------------ severity changes in the audit trail
+
+
+def risk_severity_changes_record(*, pairs: Iterable[tuple[RiskSnapshot, str | None]]) -> int:
+    """Record a "severity_changed" event for each new snapshot whose severity is not the previous one; return how many.
+
+    `pairs` are (stored snapshot, severity of the portfolio's latest current snapshot before it), as every
+    snapshot write has them from one query for all its portfolios (_latest_severities): the comparison
+    costs no query, and the events of a whole desk run are one append (audit_record_many), a fixed number
+    of queries however many portfolios changed, and none when none did. A first snapshot (no previous
+    severity) and a point-in-time one change nothing. Call in the transaction that writes the snapshots.
+    """
+    events = [
+        _severity_event(snapshot, previous)
+        for snapshot, previous in pairs
+        if previous is not None and snapshot.kind != SnapshotKind.POINT_IN_TIME and snapshot.severity != previous
+    ]
+    return audit_record_many(events)
+
+
+def _severity_event(snapshot: RiskSnapshot, previous: str) -> dict:
+    """The event of a severity change: the score that crossed a threshold, the thresholds, its biggest feature."""
+    config = snapshot.config or {}
+    features = snapshot.score_features or {}
+    weights = config.get("score_weights_used") or {}
+    weighted = {
+        name: weights[name] * value
+        for name, value in features.items()
+        if isinstance(value, (int, float)) and isinstance(weights.get(name), (int, float))
+    }
+    driver = max(weighted, key=weighted.get) if weighted else None
+    return {
+        "action": AuditAction.SEVERITY_CHANGED,
+        "obj": snapshot.portfolio,
+        "before": {"severity": previous},
+        "after": {"severity": snapshot.severity, "risk_score": snapshot.risk_score},
+        "detail": {
+            "snapshot_id": snapshot.pk,
+            "kind": snapshot.kind,
+            "as_of": snapshot.as_of,
+            "risk_score": snapshot.risk_score,
+            "thresholds": {level: config.get(f"score_{level}") for level in ("low", "medium", "high")},
+            "driver": {"feature": driver, "value": features[driver], "weight": weights[driver]} if driver else None,
+            "var": snapshot.var,
+            "es": snapshot.es,
+            "confidence": snapshot.confidence,
+            "horizon_days": snapshot.horizon_days,
+            "base_currency": snapshot.base_currency,
+        },
+    }

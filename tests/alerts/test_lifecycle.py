@@ -251,6 +251,7 @@ def test_each_step_publishes_a_small_alert_event_after_commit(
         "count",
         "subject_key",
         "created_at",
+        "first_seen",
         "last_seen",
         "portfolio_code",
     }

@@ -3,6 +3,7 @@
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.audit import chain
 from apps.audit.models import AuditAction, AuditEvent
@@ -143,3 +144,28 @@ def test_concurrent_writers_never_fork_the_chain():
     assert not errors
     assert AuditEvent.objects.count() == 80
     assert audit_verify().ok and audit_verify().checked == 80
+
+
+@pytest.mark.django_db
+def test_creation_entries_of_a_bulk_write_match_auditlogs_own_diff():
+    """The per-model field list of auditlog_changes_record gives model_instance_diff's changes for created rows."""
+    from auditlog.diff import model_instance_diff
+
+    from apps.audit.services import _creation_diff
+    from apps.portfolios.models import Position, Trade
+    from tests.factories import AlertFactory, InstrumentFactory, PortfolioFactory
+
+    portfolio, instrument = PortfolioFactory(), InstrumentFactory()
+    trade = Trade.objects.create(
+        external_id="T-1",
+        portfolio=portfolio,
+        instrument=instrument,
+        side="BUY",
+        quantity="2.5",
+        price="101.25",
+        traded_at=timezone.now(),
+    )
+    position = Position.objects.create(portfolio=portfolio, instrument=instrument, quantity="2.5")
+    alert = AlertFactory(portfolio=portfolio)  # registered with include_fields: only those are compared
+    for row in (trade, position, alert, portfolio, instrument):
+        assert _creation_diff(row) == model_instance_diff(None, row), type(row).__name__

@@ -87,7 +87,7 @@ def utilisation_class(value) -> str:
 
 @register.filter
 def first_seen(row) -> object:
-    """Return when an inbox row's alert was first seen: first_seen from the database, created_at from an event."""
+    """Return when an inbox row's alert was first seen (created_at for an event published before first_seen was)."""
     if not isinstance(row, dict):
         return None
     return row.get("first_seen") or row.get("created_at")

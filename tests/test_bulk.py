@@ -1,0 +1,93 @@
+"""riskradar.bulk.rows_insert: the same rows, ids and errors as bulk_create, on SQLite and PostgreSQL."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.portfolios.models import Trade
+from apps.risk.models import RiskSnapshot
+from riskradar.bulk import ROWS_PER_STATEMENT, rows_insert
+from tests.factories import InstrumentFactory, PortfolioFactory, RiskSnapshotFactory
+
+pytestmark = pytest.mark.django_db
+
+TRADED_AT = dt.datetime(2026, 3, 2, 14, 30, 15, 123456, tzinfo=dt.UTC)
+
+
+def _trades(portfolio, instrument, n: int, tag: str) -> list[Trade]:
+    return [
+        Trade(
+            external_id=f"{tag}-{k}",
+            portfolio=portfolio,
+            instrument=instrument,
+            side="BUY" if k % 2 else "SELL",
+            quantity=Decimal("1.25") + k,
+            price=Decimal("101.12345678"),
+            fees=Decimal("0.5") if k % 3 else Decimal("0"),
+            traded_at=TRADED_AT + dt.timedelta(seconds=k),
+            source="api",
+            note="" if k % 2 else "é ünïcode, tab\tand\nnewline \\ backslash",
+        )
+        for k in range(n)
+    ]
+
+
+def _stored(trades: list[Trade]) -> list[tuple]:
+    fields = ("external_id", "portfolio_id", "instrument_id", "side", "quantity", "price", "fees", "traded_at", "note")
+    rows = Trade.objects.filter(pk__in=[t.pk for t in trades]).order_by("pk").values_list("pk", *fields)
+    return [(*row[1:],) for row in rows]
+
+
+def test_rows_insert_stores_what_bulk_create_stores_and_sets_ids():
+    portfolio, instrument = PortfolioFactory(), InstrumentFactory()
+    n = ROWS_PER_STATEMENT + 7  # more than one statement on SQLite
+    ours, theirs = _trades(portfolio, instrument, n, "ours"), _trades(portfolio, instrument, n, "theirs")
+    before = timezone.now()
+    with transaction.atomic():
+        rows_insert(ours)
+    Trade.objects.bulk_create(theirs)
+
+    assert all(t.pk is not None and not t._state.adding for t in ours)
+    assert len({t.pk for t in ours}) == n
+    assert [t.external_id for t in Trade.objects.filter(pk__in=[t.pk for t in ours]).order_by("pk")] == [
+        t.external_id for t in ours
+    ]
+    assert [(r[0].replace("ours", "theirs"), *r[1:]) for r in _stored(ours)] == _stored(theirs)
+    booked = set(Trade.objects.filter(pk__in=[t.pk for t in ours]).values_list("booked_at", flat=True))
+    assert len(booked) == 1 and before <= booked.pop() <= timezone.now()  # auto_now_add: one time for the lot
+
+
+def test_rows_insert_round_trips_json_columns():
+    portfolio = PortfolioFactory()
+    template = RiskSnapshotFactory(portfolio=portfolio)
+    figures = [{"method": "historical", "value": 1.5, "nested": {"a": [1, None, "x"]}, "unicode": "µ"}]
+    snapshot = RiskSnapshot(
+        **{
+            f.attname: getattr(template, f.attname)
+            for f in RiskSnapshot._meta.concrete_fields
+            if not f.primary_key and f.name != "computed_at"
+        }
+    )
+    snapshot.figures = figures
+    with transaction.atomic():
+        rows_insert([snapshot])
+    stored = RiskSnapshot.objects.get(pk=snapshot.pk)
+    assert stored.figures == figures
+    assert stored.computed_at is not None
+
+
+def test_a_constraint_violation_raises_integrity_error_and_writes_nothing():
+    portfolio, instrument = PortfolioFactory(), InstrumentFactory()
+    rows_insert(_trades(portfolio, instrument, 1, "dup"))
+    count = Trade.objects.count()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows_insert(_trades(portfolio, instrument, 3, "dup"))  # dup-0 exists already
+    assert Trade.objects.count() == count
+
+
+def test_nothing_to_insert_is_a_no_op(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        rows_insert([])
