@@ -96,7 +96,18 @@ def test_the_rule_filter(inbox, viewer):
     ]
 
 
-@pytest.mark.parametrize("query", [{"severity": "SEVERE"}, {"status": "CLOSED"}, {"since": "yesterday"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"severity": "SEVERE"},
+        {"status": "CLOSED"},
+        {"since": "yesterday"},
+        {"rule": "1.5"},
+        # Larger than any id: SQLite could not compare it with the column (a 500 before ids were bounded).
+        {"rule": str(2**63)},
+        {"rule": "-2.6e272"},
+    ],
+)
 def test_a_bad_filter_value_is_refused_naming_it(viewer, query):
     response = client_for(viewer).get("/api/v1/alerts", query)
     assert response.status_code == 400 and set(response.json()) == set(query)
@@ -245,7 +256,9 @@ def test_bulk_acknowledge_answers_for_each_id(analyst):
 
 
 @pytest.mark.parametrize(
-    "body", [{}, {"ids": []}, {"ids": ["one"]}, {"ids": [0]}, {"ids": 5}, {"ids": list(range(1, 502))}]
+    "body",
+    # 2**63: larger than any id, which SQLite could not even compare (a 500 before ids were bounded).
+    [{}, {"ids": []}, {"ids": ["one"]}, {"ids": [0]}, {"ids": [2, 2**63]}, {"ids": 5}, {"ids": list(range(1, 502))}],
 )
 def test_bulk_acknowledge_refuses_a_bad_list_naming_ids(analyst, body):
     alert = AlertFactory()

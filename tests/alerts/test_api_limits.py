@@ -188,3 +188,10 @@ def test_the_list_filters_by_status_and_requester(analyst, admin_user, rule):
     assert listed(status="REQUESTED,APPROVED") == [second, first]
     assert listed(requested_by="admin") == [second]
     assert client.get("/api/v1/alerts/limit-increases", {"status": "LOST"}).status_code == 400
+
+
+@pytest.mark.parametrize("rule", ["1.5", "-2.6e272", str(2**63)])
+def test_the_rule_filter_takes_only_an_id_and_names_it_otherwise(analyst, rule):
+    """A number no id can be is a 400, not a server error (SQLite cannot compare it with the column)."""
+    response = client_for(analyst).get("/api/v1/alerts/limit-increases", {"rule": rule})
+    assert response.status_code == 400 and set(response.json()) == {"rule"}

@@ -118,6 +118,11 @@ def test_an_admin_creates_a_rule_with_its_parameters_completed_and_audited(admin
         ({**NEW_RULE, "scope": "portfolio"}, {"scope_portfolio": ["Choose the portfolio the rule watches."]}),
         ({**NEW_RULE, "kind": "sometimes"}, {"kind": ['"sometimes" is not a valid choice.']}),
         ({**NEW_RULE, "scope_portfolio": "NOPE"}, {"scope_portfolio": ["No portfolio has the code NOPE."]}),
+        # PostgreSQL refuses a NUL byte in a query (a 500 there before the field refused it).
+        (
+            {**NEW_RULE, "scope": "portfolio", "scope_portfolio": "ALPHA\x00"},
+            {"scope_portfolio": ["No portfolio has the code ALPHA\x00."]},
+        ),
     ],
 )
 def test_a_bad_rule_is_refused_naming_the_field_or_parameter(admin_user, body, errors):

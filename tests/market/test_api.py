@@ -192,6 +192,14 @@ def test_a_bad_filter_value_is_a_400_naming_it(viewer_client):
     assert "asset_class" in response.json()
 
 
+@pytest.mark.parametrize("ids", ["1,2.5", f"1,{2**63}", "1e300"])
+def test_an_id_filter_value_that_is_no_id_is_a_400_naming_it(viewer_client, ids):
+    """Not a server error: SQLite cannot compare a number beyond 64 bits with the column."""
+    response = viewer_client.get(f"/api/v1/instruments?id={ids}")
+    assert response.status_code == 400
+    assert set(response.json()) == {"id"}
+
+
 def test_admin_creates_an_instrument(admin_client):
     response = admin_client.post("/api/v1/instruments", {**NEW_INSTRUMENT, "multiplier": 1}, format="json")
     assert response.status_code == 201, response.content
@@ -229,6 +237,7 @@ def test_admin_creates_an_option_on_an_underlying(admin_client):
         ({"multiplier": "0"}, {"multiplier"}),
         ({"multiplier": "NaN"}, {"multiplier"}),
         ({"underlying": "NOPE"}, {"underlying"}),
+        ({"underlying": "BRK-B\x00"}, {"underlying"}),  # PostgreSQL refuses NUL in a query (a 500 there before)
         ({"asset_class": "shares"}, {"asset_class"}),
     ],
 )

@@ -188,6 +188,8 @@ def test_portfolio_list_shape(viewer_client):
         ("ordering=-code", ["OLD", "MACRO", "EQ-INDIA"]),
         ("ordering=-position_count,code", ["EQ-INDIA", "MACRO", "OLD"]),
         ("limit=1&offset=1", ["MACRO"]),
+        # Beyond the largest page: cut to it (a 500 before, the database's LIMIT being 64-bit).
+        (f"limit={10**23}", ["EQ-INDIA", "MACRO", "OLD"]),
     ],
 )
 def test_portfolio_filters_and_ordering(viewer_client, query, expected):
@@ -224,6 +226,9 @@ def test_admin_creates_a_portfolio(admin_client):
         ({"base_currency": "rupee"}, {"base_currency"}),
         ({"benchmark": "NOPE"}, {"benchmark"}),
         ({"owner": "nobody"}, {"owner"}),
+        # PostgreSQL refuses a NUL byte in a query (a 500 there before the fields refused it).
+        ({"owner": "admin\x00"}, {"owner"}),
+        ({"benchmark": "RELIANCE.NS\x00"}, {"benchmark"}),
         ({"name": ""}, {"name"}),
     ],
 )
@@ -391,6 +396,8 @@ def test_trades_list_newest_first(viewer_client):
         ("external_id=T-2", ["T-2"]),
         ("traded_from=2024-01-02T05:00:00Z", ["T-4", "T-3", "T-2"]),
         ("traded_to=2024-01-02T10:30:00%2B05:30", ["T-1"]),
+        # An offset beyond PostgreSQL's +-15:59 (a 500 there before times were converted to UTC).
+        ("traded_to=2024-01-03T00:00:00%2B19:00", ["T-1"]),
         ("traded_from=2024-01-02T05:00:00Z&traded_to=2024-01-02T07:00:00Z", ["T-3", "T-2"]),
         ("ordering=price", ["T-3", "T-2", "T-4", "T-1"]),
         ("ordering=traded_at", ["T-1", "T-2", "T-3", "T-4"]),
@@ -407,6 +414,12 @@ def test_a_bad_trade_filter_is_a_400_naming_it(viewer_client):
     response = viewer_client.get("/api/v1/trades?side=HOLD&traded_from=soon")
     assert response.status_code == 400
     assert set(response.json()) == {"side", "traded_from"}
+
+
+def test_a_trade_time_filter_before_year_one_in_utc_is_a_400_naming_it(viewer_client):
+    response = viewer_client.get("/api/v1/trades?traded_from=0001-01-01T00:00:00%2B05:00")
+    assert response.status_code == 400
+    assert set(response.json()) == {"traded_from"}
 
 
 def test_a_trade_by_id(viewer_client, desk):
@@ -523,6 +536,8 @@ def test_reusing_an_external_id_for_another_trade_is_refused(analyst_client, des
         ("portfolio", "OLD", ERR_INACTIVE_PORTFOLIO.format(code="OLD")),
         ("symbol", "NOPE", "No instrument has the symbol NOPE."),
         ("symbol", "GS2033", ERR_INACTIVE_INSTRUMENT.format(symbol="GS2033")),
+        ("symbol", "RELIANCE.NS\x00", None),  # PostgreSQL refuses NUL in a query (a 500 there before)
+        ("portfolio", "EQ-INDIA\x00", None),
         ("note", "n" * 501, None),
     ],
 )

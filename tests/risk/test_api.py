@@ -197,6 +197,11 @@ def test_calculate_reads_horizons_in_days_and_weeks(desk, viewer, horizon, days)
         ({"portfolio_id": "NOPE"}, "portfolio_id", "No portfolio has the id or code NOPE."),
         ({"portfolio_id": 99999}, "portfolio_id", None),
         ({"portfolio_id": [1]}, "portfolio_id", None),
+        # PostgreSQL refuses NUL in text, and an id beyond 64 bits cannot be compared (500s before).
+        ({"portfolio_id": "DE\x00SK"}, "portfolio_id", None),
+        ({"portfolio_id": 2**63}, "portfolio_id", None),
+        ({"portfolio_id": str(2**63)}, "portfolio_id", None),
+        ({"portfolio_id": "\u00b2"}, "portfolio_id", None),  # a digit to str.isdigit(), not to int()
     ],
 )
 def test_bad_calculation_input_is_a_400_naming_the_field(desk, viewer, changes, field, message):
@@ -205,6 +210,12 @@ def test_bad_calculation_input_is_a_400_naming_the_field(desk, viewer, changes, 
     assert set(response.json()) == {field}
     if message:
         assert response.json()[field] == [message]
+
+
+def test_a_ladder_of_a_portfolio_named_with_a_nul_byte_is_a_400_naming_it(desk, viewer):
+    response = viewer.get("/api/v1/risk/ladder", {"portfolio_id": "DESK\x00"})
+    assert response.status_code == 400
+    assert set(response.json()) == {"portfolio_id"}
 
 
 def test_a_config_change_applies_to_the_next_calculation(desk, admin, viewer):
@@ -232,6 +243,14 @@ def test_every_role_reads_the_config(viewer):
     assert data["confidence_levels"] == [0.95, 0.99]
     assert data["score_weights"] == RiskConfig.get_solo().score_weights
     assert data["updated_at"].endswith("Z")
+
+
+def test_options_on_the_config_describes_it_to_an_admin(admin, viewer):
+    """DRF's OPTIONS answer looks up the object to describe PUT (a 500 when the view had no object to give)."""
+    response = admin.options("/api/v1/config")
+    assert response.status_code == 200
+    assert "confidence_levels" in response.json()["actions"]["PUT"]
+    assert "actions" not in viewer.options("/api/v1/config").json()
 
 
 @pytest.mark.parametrize(
@@ -337,6 +356,8 @@ def test_stress_runs_stored_builtin_historical_and_given_scenarios(desk, scenari
     ("changes", "field"),
     [
         ({"scenarios": [99999]}, "scenarios"),
+        # Larger than any id: SQLite could not compare it with the column (a 500 before ids were bounded).
+        ({"scenarios": [2**63]}, "scenarios"),
         ({"shocks": [{"name": "Wipe-out", "equity": -1.5}]}, "shocks"),
         ({"shocks": [{"equity": -0.1}]}, "shocks"),
         ({"shocks": [{"name": "FX", "currency": {"INR": "lots"}}]}, "shocks"),
@@ -461,6 +482,8 @@ def test_an_analyst_creates_and_changes_a_scenario():
     [
         ({"name": "Oil shock"}, "name"),
         ({"currency_moves": {"rupee": -0.1}}, "currency_moves"),
+        # PostgreSQL refuses a NUL byte in a JSON document (a 500 there before it was refused).
+        ({"symbol_moves": {"BTC-USD\x00": -0.1}}, "symbol_moves"),
         ({"symbol_moves": {"BTC-USD": -2}}, "symbol_moves"),
         ({"vol_multiplier": 0}, "vol_multiplier"),
         ({"equity": -1}, "equity"),

@@ -2,6 +2,7 @@ import django_filters
 
 from apps.alerts.models import Alert, AlertRule, AlertSeverity, AlertStatus, LimitIncrease, LimitIncreaseStatus
 from apps.portfolios.api.filters import CodeListFilter
+from riskradar.api import IdFilter, UtcIsoDateTimeFilter
 
 
 class ChoiceListFilter(django_filters.BaseInFilter, django_filters.ChoiceFilter):
@@ -15,9 +16,9 @@ class AlertFilter(django_filters.FilterSet):
     status = ChoiceListFilter(
         choices=AlertStatus.choices, help_text="One status or a comma-separated list, e.g. OPEN,ACKNOWLEDGED."
     )
-    rule = django_filters.NumberFilter(field_name="rule_id", help_text="The rule's id.")
+    rule = IdFilter(field_name="rule_id", help_text="The rule's id.")
     portfolio = CodeListFilter()
-    since = django_filters.IsoDateTimeFilter(
+    since = UtcIsoDateTimeFilter(
         field_name="last_seen", lookup_expr="gte", help_text="Seen at or after (ISO 8601, with offset)."
     )
 
@@ -36,7 +37,7 @@ class LimitIncreaseFilter(django_filters.FilterSet):
     status = ChoiceListFilter(
         choices=LimitIncreaseStatus.choices, help_text="One status or a comma-separated list, e.g. REQUESTED,APPROVED."
     )
-    rule = django_filters.NumberFilter(field_name="rule_id", help_text="The rule's id.")
+    rule = IdFilter(field_name="rule_id", help_text="The rule's id.")
     portfolio = CodeListFilter()
     requested_by = django_filters.CharFilter(field_name="requested_by__username", help_text="The requester's username.")
 

@@ -18,7 +18,7 @@ from apps.alerts.selectors import RulePrecision, rule_precision
 from apps.market.models import Instrument
 from apps.portfolios.api.serializers import UpperSlugRelatedField
 from apps.portfolios.models import Portfolio, Side
-from riskradar.api import ApiModelSerializer, UtcDateTimeField, decimal_input
+from riskradar.api import ApiModelSerializer, UtcDateTimeField, decimal_input, id_input
 
 MAX_BULK_IDS = 500
 ERR_IDS_EMPTY = "Give at least one alert id."
@@ -69,13 +69,17 @@ class AlertSerializer(ApiModelSerializer):
     """An alert: its rule, subject, severity, the figures that triggered it, and its workflow."""
 
     rule = AlertRuleRefSerializer(read_only=True)
-    portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True, help_text="Portfolio code, if any.")
+    portfolio = serializers.SlugRelatedField(
+        slug_field="code", read_only=True, allow_null=True, help_text="Portfolio code, if any."
+    )
     symbol = serializers.CharField(
         source="instrument.symbol", read_only=True, allow_null=True, default=None, help_text="Instrument, if any."
     )
     figures = serializers.JSONField(read_only=True, help_text="The numbers that triggered it, as of the last repeat.")
-    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    # Read-only fields lose the model's allow_blank, and an alert has no disposition until it is resolved.
+    disposition = serializers.ChoiceField(choices=Disposition.choices, read_only=True, allow_blank=True)
 
     class Meta:
         model = Alert
@@ -114,7 +118,7 @@ class AlertResolveSerializer(serializers.Serializer):
 
 class AlertBulkAcknowledgeSerializer(serializers.Serializer):
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=id_input(),
         allow_empty=False,
         max_length=MAX_BULK_IDS,
         error_messages={"empty": ERR_IDS_EMPTY, "max_length": ERR_IDS_TOO_MANY},
@@ -186,8 +190,8 @@ class AlertRuleSerializer(ApiModelSerializer):
         many=True, required=False, queryset=NotificationChannel.objects.all(), help_text="Notification channel ids."
     )
     precision = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = AlertRule
@@ -280,8 +284,8 @@ class LimitIncreaseSerializer(ApiModelSerializer):
     new_hard = decimal_input(required=False, allow_null=True)
     expires_at = UtcDateTimeField(help_text="At most 30 days ahead, with an offset.")
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    cancelled_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    cancelled_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = LimitIncrease

@@ -2,6 +2,7 @@ import django_filters
 from django.core.validators import RegexValidator
 
 from apps.market.models import AssetClass, FxRate, Instrument, PriceBar, Quote
+from riskradar.api import IdInFilter, UtcIsoDateTimeFilter
 
 
 class SymbolListFilter(django_filters.CharFilter):
@@ -18,13 +19,9 @@ class SymbolListFilter(django_filters.CharFilter):
         return qs.filter(**{f"{self.field_name}__in": symbols})
 
 
-class NumberInFilter(django_filters.BaseInFilter, django_filters.NumberFilter):
-    """A comma-separated list of numbers."""
-
-
 class InstrumentFilter(django_filters.FilterSet):
     symbol = SymbolListFilter()
-    id = NumberInFilter(field_name="id", lookup_expr="in", help_text="One id or a comma-separated list.")
+    id = IdInFilter(field_name="id", lookup_expr="in", help_text="One id or a comma-separated list.")
     asset_class = django_filters.ChoiceFilter(choices=AssetClass.choices)
     currency = django_filters.CharFilter(method="filter_upper")
     exchange = django_filters.CharFilter(lookup_expr="iexact")
@@ -51,7 +48,7 @@ class PriceBarFilter(django_filters.FilterSet):
 class QuoteFilter(django_filters.FilterSet):
     symbol = SymbolListFilter(field_name="instrument__symbol")
     asset_class = django_filters.ChoiceFilter(field_name="instrument__asset_class", choices=AssetClass.choices)
-    ts_from = django_filters.IsoDateTimeFilter(field_name="ts", lookup_expr="gte", help_text="Observed at or after.")
+    ts_from = UtcIsoDateTimeFilter(field_name="ts", lookup_expr="gte", help_text="Observed at or after.")
 
     class Meta:
         model = Quote

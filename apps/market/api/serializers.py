@@ -1,11 +1,11 @@
 from rest_framework import serializers
 
 from apps.market.models import FxRate, Instrument, PriceBar, Quote
-from riskradar.api import ApiModelSerializer
+from riskradar.api import ApiModelSerializer, NulFreeSlugRelatedField
 
 
 class InstrumentSerializer(ApiModelSerializer):
-    underlying = serializers.SlugRelatedField(
+    underlying = NulFreeSlugRelatedField(
         slug_field="symbol",
         queryset=Instrument.objects.all(),
         allow_null=True,

@@ -48,6 +48,15 @@ class TickIngestResultSerializer(serializers.Serializer):
     results = TickItemResultSerializer(many=True, source="items")
 
 
+class TickIngestRefusalSerializer(TickIngestResultSerializer):
+    """A refused batch: as TickIngestResult, or only `detail` when the body is not JSON at all (DRF's parse error)."""
+
+    accepted = serializers.IntegerField(required=False)
+    duplicates = serializers.IntegerField(required=False)
+    rejected = serializers.IntegerField(required=False)
+    results = TickItemResultSerializer(many=True, source="items", required=False)
+
+
 def _answer(result: TickIngestResult) -> Response:
     data = {
         "detail": result.refused,
@@ -79,8 +88,9 @@ class TickIngestView(MethodNotAllowedFirstMixin, APIView):
         responses={
             200: OpenApiResponse(TickIngestResultSerializer, description="At least one tick stored or already there."),
             400: OpenApiResponse(
-                TickIngestResultSerializer,
-                description="Every tick rejected, or the body malformed or over the batch limit; nothing stored.",
+                TickIngestRefusalSerializer,
+                description="Every tick rejected, or the body malformed or over the batch limit; nothing stored. "
+                "A body that is not JSON gets only `detail`.",
             ),
         },
         tags=["market"],

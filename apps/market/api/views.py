@@ -19,6 +19,8 @@ SYMBOL_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.PATH,
     description="The instrument's symbol, e.g. RELIANCE.NS or BRK-B (matched in upper case).",
+    # What the route accepts; any other path is no endpoint at all (Django's 404 page, not the API's).
+    pattern=f"^{SYMBOL_PATH}$",
 )
 
 

@@ -64,6 +64,16 @@ class TradeBatchResultSerializer(serializers.Serializer):
     )
 
 
+class TradeBatchRefusalSerializer(TradeBatchResultSerializer):
+    """A refused batch: as TradeBatchResult, or only `detail` when the body is not JSON at all (DRF's parse error)."""
+
+    booked = serializers.IntegerField(required=False)
+    duplicates = serializers.IntegerField(required=False)
+    rejected = serializers.IntegerField(required=False)
+    results = TradeBatchItemResultSerializer(many=True, source="items", required=False)
+    surveillance = TradeBatchSurveillanceSerializer(allow_null=True, required=False)
+
+
 def _surveillance(result: BatchBookingResult) -> dict | None:
     evaluation = result.evaluation
     if evaluation is None:
@@ -115,8 +125,9 @@ class TradeBatchView(MethodNotAllowedFirstMixin, APIView):
                 TradeBatchResultSerializer, description="At least one trade booked or already booked."
             ),
             400: OpenApiResponse(
-                TradeBatchResultSerializer,
-                description="Every trade rejected, or the body malformed or over the batch limit; nothing booked.",
+                TradeBatchRefusalSerializer,
+                description="Every trade rejected, or the body malformed or over the batch limit; nothing booked. "
+                "A body that is not JSON gets only `detail`.",
             ),
         },
         tags=["portfolios"],

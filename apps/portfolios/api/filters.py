@@ -2,6 +2,7 @@ import django_filters
 
 from apps.market.api.filters import SymbolListFilter
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeSource
+from riskradar.api import UtcIsoDateTimeFilter
 
 
 class CodeListFilter(django_filters.CharFilter):
@@ -56,10 +57,10 @@ class TradeFilter(django_filters.FilterSet):
     symbol = SymbolListFilter(field_name="instrument__symbol")
     side = django_filters.ChoiceFilter(choices=Side.choices)
     source = django_filters.ChoiceFilter(choices=TradeSource.choices)
-    traded_from = django_filters.IsoDateTimeFilter(
+    traded_from = UtcIsoDateTimeFilter(
         field_name="traded_at", lookup_expr="gte", help_text="Traded at or after (ISO 8601, with offset)."
     )
-    traded_to = django_filters.IsoDateTimeFilter(
+    traded_to = UtcIsoDateTimeFilter(
         field_name="traded_at", lookup_expr="lt", help_text="Traded before (ISO 8601, with offset)."
     )
     external_id = django_filters.CharFilter()

@@ -8,10 +8,16 @@ from rest_framework import serializers
 from apps.accounts.models import User
 from apps.market.models import Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade
-from riskradar.api import ApiModelSerializer, UtcDateTimeField, decimal_field, decimal_input
+from riskradar.api import (
+    ApiModelSerializer,
+    NulFreeSlugRelatedField,
+    UtcDateTimeField,
+    decimal_field,
+    decimal_input,
+)
 
 
-class UpperSlugRelatedField(serializers.SlugRelatedField):
+class UpperSlugRelatedField(NulFreeSlugRelatedField):
     """A related object named by its code or symbol; these are stored upper-case, so input is upper-cased."""
 
     def to_internal_value(self, data):
@@ -19,9 +25,7 @@ class UpperSlugRelatedField(serializers.SlugRelatedField):
 
 
 class PortfolioSerializer(ApiModelSerializer):
-    owner = serializers.SlugRelatedField(
-        slug_field="username", queryset=User.objects.all(), allow_null=True, required=False
-    )
+    owner = NulFreeSlugRelatedField(slug_field="username", queryset=User.objects.all(), allow_null=True, required=False)
     benchmark = UpperSlugRelatedField(
         slug_field="symbol",
         queryset=Instrument.objects.all(),
@@ -117,7 +121,7 @@ class PortfolioValuationSerializer(serializers.Serializer):
 class TradeSerializer(ApiModelSerializer):
     portfolio = serializers.SlugRelatedField(slug_field="code", read_only=True)
     symbol = serializers.CharField(source="instrument.symbol", read_only=True)
-    booked_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    booked_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Trade

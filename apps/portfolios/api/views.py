@@ -25,7 +25,12 @@ from riskradar.api import FILTER_AND_ORDER, MethodNotAllowedFirstMixin, save_val
 
 CODE_PATH = r"[A-Za-z0-9][A-Za-z0-9_\-]{0,31}"
 CODE_PARAMETER = OpenApiParameter(
-    "code", OpenApiTypes.STR, OpenApiParameter.PATH, description="The portfolio's code, e.g. EQ-INDIA."
+    "code",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="The portfolio's code, e.g. EQ-INDIA.",
+    # What the route accepts; any other path is no endpoint at all (Django's 404 page, not the API's).
+    pattern=f"^{CODE_PATH}$",
 )
 INCLUDE_CLOSED_PARAMETER = OpenApiParameter(
     "include_closed", OpenApiTypes.BOOL, description="Also list positions whose quantity is zero."

@@ -13,7 +13,7 @@ from apps.market.models import Instrument
 from apps.portfolios.models import Portfolio, Side
 from apps.risk.models import RiskConfig, RiskSnapshot, Severity, SnapshotKind, StressScenario, SymbolSignal
 from apps.risk.services import CONFIG_FIELDS, SCENARIO_FIELDS
-from riskradar.api import ApiModelSerializer, UtcDateTimeField, decimal_field, decimal_input
+from riskradar.api import ApiModelSerializer, UtcDateTimeField, decimal_field, decimal_input, id_input
 
 METHODS = ("historical", "parametric", "cornish_fisher", "monte_carlo")
 # Metric name -> where it comes from; "cvar" and "es" are the same figure under its two common names.
@@ -90,8 +90,11 @@ class PortfolioRefField(serializers.Field):
             portfolio = Portfolio.objects.filter(pk=data).first()
         else:
             text = data.strip()
+            if "\x00" in text:  # in no code, and PostgreSQL refuses it in a query
+                self.fail("invalid")
             portfolio = Portfolio.objects.filter(code=text.upper()).first() if text else None
-            if portfolio is None and text.isdigit():
+            # ASCII only: str.isdigit() also takes digits int() does not read, such as "²".
+            if portfolio is None and text.isascii() and text.isdigit():
                 portfolio = Portfolio.objects.filter(pk=int(text)).first()
         if portfolio is None:
             self.fail("does_not_exist", value=data)
@@ -391,7 +394,7 @@ class ShockSerializer(serializers.Serializer):
 class StressRequestSerializer(serializers.Serializer):
     portfolio_id = PortfolioRefField()
     scenarios = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=id_input(),
         required=False,
         allow_null=True,
         default=None,
@@ -617,7 +620,7 @@ class RiskConfigSerializer(ApiModelSerializer):
 
 
 class StressScenarioSerializer(ApiModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     currency_moves = serializers.DictField(
         child=serializers.FloatField(), required=False, help_text='Currency moves, e.g. {"INR": -0.1}.'
     )

@@ -436,9 +436,13 @@ class ConfigView(MethodNotAllowedFirstMixin, generics.GenericAPIView):
     queryset = RiskConfig.objects.all()
     serializer_class = RiskConfigSerializer
 
+    def get_object(self) -> RiskConfig:
+        # The one row, whatever the URL; DRF's OPTIONS answer also asks for it to describe PUT.
+        return RiskConfig.get_solo()
+
     @extend_schema(operation_id="config_retrieve", summary="The risk settings", tags=["config"])
     def get(self, request: Request) -> Response:
-        return Response(RiskConfigSerializer(RiskConfig.get_solo()).data)
+        return Response(RiskConfigSerializer(self.get_object()).data)
 
     @extend_schema(
         operation_id="config_update",
