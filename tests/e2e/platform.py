@@ -10,6 +10,7 @@ printed when a wait times out.
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -47,6 +48,26 @@ print(json.dumps({
 }))
 """
 
+# Browsers sign in through the pages as each role: the demo users get known passwords, and the Admin (who must use
+# two-factor sign-in) an authenticator app whose key the test holds, so it can compute the codes.
+ACCOUNTS_SCRIPT = """
+import json
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from apps.accounts.models import Role, User
+accounts = {}
+for username, password in json.loads(PASSWORDS).items():
+    user = User.objects.get(username=username)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    accounts[username] = {"role": user.role, "password": password}
+    if user.role == Role.ADMIN:
+        TOTPDevice.objects.filter(user=user).delete()
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+        accounts[username]["totp_key"] = device.key
+print(json.dumps(accounts))
+"""
+DEMO_USERNAMES = ("admin", "analyst", "viewer")
+
 
 PROCESS_CHECKS = ("database", "channel_layer", "worker")
 
@@ -79,6 +100,7 @@ class Platform:
             "PYTHONUNBUFFERED": "1",
         }
         self.info: dict = {}
+        self.accounts: dict[str, dict] = {}
 
     # ---------------------------------------------------------------------------------------- database
     def _database_url(self) -> str:
@@ -124,11 +146,23 @@ class Platform:
         )
         log.close()
 
-    def start(self) -> "Platform":
+    def start(self, *, accounts: bool = False) -> "Platform":
+        """Start the platform; with `accounts`, also fill self.accounts for signing in through the pages.
+
+        self.accounts is {username: {"role", "password"}} for the demo's admin, analyst and viewer, the Admin's
+        entry with "totp_key" too: the hex key of its authenticator app, from which the test computes codes.
+        """
         (self.directory / "var").mkdir(exist_ok=True)
         self.manage("migrate", "--no-input", "-v", "0")
         self.manage("seed_demo", "--days", "120", "--quiet")
-        self.info = json.loads(self.manage("shell", "-c", SETUP_SCRIPT).strip().splitlines()[-1])
+        script = SETUP_SCRIPT
+        if accounts:
+            passwords = {username: secrets.token_urlsafe(16) for username in DEMO_USERNAMES}
+            script += f"PASSWORDS = {json.dumps(json.dumps(passwords))}\n{ACCOUNTS_SCRIPT}"
+        lines = self.manage("shell", "-c", script).strip().splitlines()
+        if accounts:
+            self.accounts = json.loads(lines.pop())
+        self.info = json.loads(lines[-1])
         self._spawn("redis", [sys.executable, "-m", "riskradar.embedded_redis"])
         self.wait_for(lambda: (self.directory / "var" / "redis.sock").exists(), "embedded Redis", timeout=20)
         self._spawn(
