@@ -189,7 +189,7 @@ class Platform:
     def start(self) -> None:
         py = sys.executable
         self.spawn("web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "riskradar.asgi:application"])
-        self.spawn("worker", [py, "manage.py", "qcluster"])
+        self.spawn("worker", [py, "-m", "riskradar.worker"])
         deadline = time.monotonic() + 90
         while True:
             for name, process in self.processes.items():

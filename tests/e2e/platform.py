@@ -188,12 +188,17 @@ class Platform:
             if process is None:
                 continue
             try:
-                os.killpg(process.pid, signal.SIGTERM)
+                # The cluster's leader alone, as riskradar.worker does: signalled as a group, qcluster hangs.
+                if name == "worker":
+                    process.send_signal(signal.SIGTERM)
+                else:
+                    os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=15)
             except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left
+            process.wait(timeout=10)
         self._drop_database()
 
     # ---------------------------------------------------------------------------------------- helpers
