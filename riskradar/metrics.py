@@ -17,6 +17,7 @@ import threading
 
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -196,6 +197,7 @@ def register() -> None:
             _registered = True
 
 
+@require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """GET /metrics in the Prometheus text format; with METRICS_TOKEN set, only for `Bearer <token>`."""
     import hmac

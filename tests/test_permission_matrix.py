@@ -596,9 +596,8 @@ NO_ADD = {("add/", "GET"), ("add/", "POST")}
 READ_ONLY = NO_ADD | {("<object_id>/change/", "POST")}  # the change page shows the record, read-only
 KEPT = {("<object_id>/delete/", "GET"), ("<object_id>/delete/", "POST")}
 ADMIN_REFUSED: dict[str, set[tuple[str, str]]] = {
-    # Records the platform writes: an Admin reads them and may delete one (an alert, a stale quote or tick, a
-    # sign-in lockout to unlock, a lost phone's device).
-    "alerts.alert": READ_ONLY,
+    # Records the platform writes: an Admin reads them and may delete one (a stale quote or tick, a sign-in
+    # lockout to unlock, a lost phone's device).
     "alerts.limitutilisation": READ_ONLY,
     "axes.accessattempt": READ_ONLY,
     "market.quote": READ_ONLY,
@@ -615,6 +614,7 @@ ADMIN_REFUSED: dict[str, set[tuple[str, str]]] = {
     # tasks, and the role groups (their permissions come from apps/accounts/roles.py).
     "portfolios.trade": READ_ONLY | KEPT,
     "portfolios.position": READ_ONLY | KEPT,
+    "alerts.alert": READ_ONLY | KEPT,
     "alerts.limitincrease": READ_ONLY | KEPT,
     "alerts.notificationattempt": READ_ONLY | KEPT,
     "audit.auditevent": READ_ONLY | KEPT,
@@ -898,6 +898,24 @@ class TestEveryUrl:
         expected = expected_outcome(key, method, who)
         got = f"{response.status_code} {response.get('Location', '')}".strip()
         assert expected.matches(response), f"{method} {url} as {who}: expected {expected}, got {got}"
+
+    def test_pages_refuse_the_methods_they_do_not_serve(self, desk, settings):
+        """A page's function view says which methods it takes by its decorators: any other is 405, even for an
+        Admin, so a read-only page never answers (or acts on) a POST as if it were a GET."""
+        patterns = http_patterns()
+        answered = {}
+        for key, row in TABLE.items():
+            if key.startswith(("/api/", "/admin/")) or served_methods(patterns[key]) is not None:
+                continue
+            for name, value in row.settings.items():
+                setattr(settings, name, value)
+            url = build_url(key, row.kwargs(desk))
+            client = _client_for(key, ADMIN, desk)
+            for method in sorted({"GET", "POST"} - set(row.methods)):
+                response = client.get(url, row.query(desk)) if method == "GET" else client.post(url, row.body(desk))
+                if response.status_code != 405:
+                    answered[f"{method} {url}"] = response.status_code
+        assert answered == {}, "\n".join(sorted(answered))
 
     def test_each_url_reaches_its_own_pattern(self, desk):
         """The cases' URLs, built from the rows' kwargs, are those of their rows' patterns and no other's."""

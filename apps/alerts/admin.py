@@ -150,8 +150,11 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(ComputedAdmin):
-    """Alerts are raised by evaluation: read-only here, worked through the actions (acknowledge, resolve)."""
+class AlertAdmin(ReadOnlyAdmin):
+    """Alerts are raised by evaluation: read-only here, worked through the actions (acknowledge, resolve).
+
+    Never deleted, not even by an Admin: an alert and how it was resolved are the desk's surveillance record
+    (rules, portfolios, instruments and users that alerts point at are protected for the same reason)."""
 
     list_display = [
         "id",

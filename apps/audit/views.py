@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
 
 from apps.audit.filters import AuditEventFilter
 from apps.audit.models import AuditAction
@@ -22,6 +23,7 @@ def _filtered(request: HttpRequest) -> AuditEventFilter:
 
 @login_required
 @permission_required("audit.view_auditevent", raise_exception=True)
+@require_GET
 def audit_log_page(request: HttpRequest) -> HttpResponse:
     """The trail, newest first, filtered; the table alone for htmx."""
     filterset = _filtered(request)
@@ -42,6 +44,7 @@ def audit_log_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("audit.view_auditevent", raise_exception=True)
+@require_GET
 def audit_log_export(request: HttpRequest) -> HttpResponse:
     """The filtered trail as CSV, streamed; the export itself is recorded first."""
     filterset = _filtered(request)

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
 
 from apps.market.feeds.hours import SHOWN_EXCHANGES, exchange_status
 from apps.market.models import AssetClass, FeedKind, Instrument, PriceBar, Quote
@@ -39,6 +40,7 @@ DEFAULT_RANGE = "1Y"
 
 @login_required
 @permission_required("market.view_instrument", raise_exception=True)
+@require_GET
 def instrument_list_page(request: HttpRequest) -> HttpResponse:
     """List instruments with search, asset-class and exchange filters, sorting and latest prices."""
     search = request.GET.get("q", "").strip()[:MAX_SEARCH]
@@ -112,6 +114,7 @@ def _price_places(values: list[Decimal | None]) -> int:
 
 @login_required
 @permission_required("market.view_instrument", raise_exception=True)
+@require_GET
 def instrument_detail_page(request: HttpRequest, symbol: str) -> HttpResponse:
     """Show an instrument's terms, latest price, price history, derivatives and holders; the chart for htmx."""
     instrument = get_object_or_404(Instrument.objects.select_related("underlying"), symbol=symbol)

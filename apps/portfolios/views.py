@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
 
 from apps.portfolios.models import Portfolio
 from apps.portfolios.selectors import (
@@ -30,6 +31,7 @@ DEFAULT_SORT = "code"
 
 @login_required
 @permission_required("portfolios.view_portfolio", raise_exception=True)
+@require_GET
 def portfolio_list_page(request: HttpRequest) -> HttpResponse:
     """List portfolios with search, sorting, pagination and market values; the table alone for htmx."""
     search = request.GET.get("q", "").strip()[:MAX_SEARCH]
@@ -53,6 +55,7 @@ def portfolio_list_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("portfolios.view_portfolio", raise_exception=True)
+@require_GET
 def portfolio_detail_page(request: HttpRequest, code: str) -> HttpResponse:
     """Show a portfolio's valued positions and recent trades; the positions section alone for htmx."""
     portfolio = get_object_or_404(Portfolio.objects.select_related("owner", "benchmark"), code=code)

@@ -102,3 +102,14 @@ def test_an_admin_cannot_approve_their_own_increase_in_the_admin_either(admin_cl
     assert (own.status, theirs.status) == (LimitIncreaseStatus.REQUESTED, LimitIncreaseStatus.APPROVED)
     assert b"Four eyes" in response.content
     assert Alert.objects.count() == 0
+
+
+def test_an_admin_cannot_delete_an_alert_one_at_a_time_or_in_bulk(admin_client):
+    alert = AlertFactory()
+    changelist = reverse("admin:alerts_alert_changelist")
+    actions = [name for name, _ in admin_client.get(changelist).context["action_form"].fields["action"].choices if name]
+    assert "acknowledge" in actions and "delete_selected" not in actions
+    bulk = {"action": "delete_selected", "_selected_action": [alert.pk], "post": "yes"}
+    assert admin_client.post(changelist, bulk).status_code in (200, 302)
+    assert admin_client.get(reverse("admin:alerts_alert_delete", args=[alert.pk])).status_code == 403
+    assert Alert.objects.filter(pk=alert.pk).exists()
