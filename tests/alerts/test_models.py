@@ -272,7 +272,7 @@ def test_the_default_limits_follow_the_issue_and_the_risk_configuration(default_
     assert by_name["Client exposure"].parameters["hard"] == 1_000_000
     assert by_name["Firm-wide symbol exposure"].parameters["hard"] == 500_000
     assert by_name["Transaction velocity"].parameters == {"max_trades": 10, "window_seconds": 60}
-    assert by_name["Outsized trade notional"].parameters["threshold"] == 3
+    assert by_name["Outsized trade notional"].parameters["threshold"] == 8
     assert not by_name["Outsized trade notional"].auto_resolve
 
 
