@@ -76,6 +76,9 @@ def _scope_q(key: ScopeKey) -> Q:
 
 
 ROW_FIELDS = ("id", "portfolio_id", "instrument_id", "traded_at", "side", "local_notional")
+ROW_DTYPE = np.dtype(
+    [("seq", "i8"), ("client", "i8"), ("instrument", "i8"), ("ts", "i8"), ("side", "U8"), ("local", "f8")]
+)
 
 
 def _with_notional(queryset):
@@ -116,6 +119,18 @@ class _Columns:
         if not rows:
             empty = np.zeros(0, dtype=np.int64)
             return cls(empty, empty, empty, empty, empty, np.zeros(0))
+        if isinstance(rows[0][3], int):
+            # PostgreSQL's integer microseconds: numpy converts the rows in one pass (None -> NaN), about twice
+            # as fast as transposing a hundred thousand tuples in Python.
+            table = np.array(rows, dtype=ROW_DTYPE)
+            return cls(
+                seq=np.ascontiguousarray(table["seq"]),
+                client=np.ascontiguousarray(table["client"]),
+                instrument=np.ascontiguousarray(table["instrument"]),
+                ts=np.ascontiguousarray(table["ts"]),
+                side=np.where(table["side"] == Side.BUY.value, SIDE_BUY, SIDE_SELL),
+                local=np.ascontiguousarray(table["local"]),
+            )
         ids, clients, instruments, times, sides, local = zip(*rows, strict=True)
         return cls(
             seq=np.array(ids, dtype=np.int64),
