@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from apps.portfolios.models import Trade
 from apps.risk.models import RiskSnapshot
-from riskradar.bulk import ROWS_PER_STATEMENT, rows_insert
-from tests.factories import InstrumentFactory, PortfolioFactory, RiskSnapshotFactory
+from riskradar.bulk import ROWS_PER_STATEMENT, rows_insert, rows_update
+from tests.factories import AlertFactory, InstrumentFactory, PortfolioFactory, RiskSnapshotFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +91,35 @@ def test_a_constraint_violation_raises_integrity_error_and_writes_nothing():
 def test_nothing_to_insert_is_a_no_op(django_assert_num_queries):
     with django_assert_num_queries(0):
         rows_insert([])
+
+
+def test_rows_update_stores_what_bulk_update_stores():
+    from apps.alerts.models import Alert
+
+    fields = ["count", "last_seen", "severity", "title", "message", "figures", "updated_at"]
+    ours, theirs = AlertFactory.create_batch(3), AlertFactory.create_batch(3)
+    later = timezone.now() + dt.timedelta(minutes=5)
+    for k, alert in enumerate(ours + theirs):
+        alert.count = 10 + k % 3
+        alert.last_seen = alert.updated_at = later + dt.timedelta(microseconds=123)
+        alert.severity = "CRITICAL"
+        alert.title, alert.message = f"Repeat {k % 3}", "é ünïcode\nand a \\ backslash"
+        alert.figures = {"value": 1.5 * (k % 3), "nested": {"a": [1, None, "x"]}}
+    untouched = AlertFactory()
+    with transaction.atomic():
+        rows_update(ours, fields)
+    Alert.objects.bulk_update(theirs, fields)
+
+    def stored(alerts):
+        return [Alert.objects.filter(pk=a.pk).values_list(*fields).get() for a in alerts]
+
+    assert stored(ours) == stored(theirs)
+    assert stored(ours)[0] == (10, later + dt.timedelta(microseconds=123), "CRITICAL", "Repeat 0",
+                               "é ünïcode\nand a \\ backslash", {"value": 0.0, "nested": {"a": [1, None, "x"]}},
+                               later + dt.timedelta(microseconds=123))  # fmt: skip
+    assert Alert.objects.get(pk=untouched.pk).count == untouched.count
+
+
+def test_nothing_to_update_is_a_no_op(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        rows_update([], ["count"])

@@ -55,21 +55,29 @@ class AlertSeverity(models.TextChoices):
 
     @classmethod
     def rank(cls, value: str) -> int:
-        return cls.values.index(value)
+        # A dict made once: `values` builds its list anew each time, and evaluation ranks thousands of severities.
+        try:
+            return _SEVERITY_RANKS[value]
+        except KeyError:
+            raise ValueError(f"{value!r} is not a severity") from None
 
     @classmethod
     def at_least(cls, value: str) -> list[str]:
         """Return the severities from `value` upwards."""
-        return cls.values[cls.rank(value) :]
+        return list(_SEVERITIES[cls.rank(value) :])
 
     @classmethod
     def below(cls, value: str) -> str:
         """Return the severity one step below `value` (LOW stays LOW): a soft-limit warning's severity."""
-        return cls.values[max(cls.rank(value) - 1, cls.rank(cls.LOW))]
+        return _SEVERITIES[max(cls.rank(value) - 1, cls.rank(cls.LOW))]
 
     @classmethod
     def highest(cls, *values: str) -> str:
         return max(values, key=cls.rank)
+
+
+_SEVERITIES: tuple[str, ...] = tuple(AlertSeverity.values)
+_SEVERITY_RANKS = {value: rank for rank, value in enumerate(_SEVERITIES)}
 
 
 class Scope(models.TextChoices):

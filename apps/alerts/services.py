@@ -76,6 +76,7 @@ from apps.market.selectors import FxTable, fx_table
 from apps.portfolios.models import Portfolio, Position, Trade, TradeSource
 from apps.risk.models import RiskSnapshot
 from apps.stream.publish import jsonable, publish, publish_many
+from riskradar.bulk import rows_insert, rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -1139,12 +1140,11 @@ def _alerts_raise_many(
                 alert.updated_at = now
                 repeated.append((before, alert, len(observations)))
             with transaction.atomic():
-                Alert.objects.bulk_create([alert for alert, _ in fresh], batch_size=ID_CHUNK)
-            Alert.objects.bulk_update(
-                [alert for _, alert, _ in repeated],
-                ["count", "last_seen", "severity", "title", "message", "figures", "updated_at"],
-                batch_size=ID_CHUNK,
-            )
+                rows_insert([alert for alert, _ in fresh])
+                rows_update(
+                    [alert for _, alert, _ in repeated],
+                    ["count", "last_seen", "severity", "title", "message", "figures", "updated_at"],
+                )
             auditlog_changes_record(
                 changes=[(None, alert) for alert, _ in fresh] + [(before, after) for before, after, _ in repeated]
             )

@@ -8,14 +8,14 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeSource
 from apps.portfolios.positions import PositionState, apply_fill
-from riskradar.bulk import rows_insert
+from riskradar.bulk import rows_insert, rows_update
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_ABS_QUANTITY = Decimal("1e15")
@@ -656,35 +656,8 @@ def _batch_positions(fresh: list[_BatchTrade]) -> list[tuple[Position | None, Po
 
 
 def _positions_write(positions: list[Position]) -> None:
-    """Store the new quantity, average cost and realised P&L of existing positions: one statement, many rows.
-
-    bulk_update would build a CASE per field and row in Python, slower than the rest of a batch together.
-    """
-    if not positions:
-        return
-    ops = connection.ops
-    quote = ops.quote_name
-    meta = Position._meta
-    columns = [meta.get_field(name).column for name in ("quantity", "average_cost", "realized_pnl", "updated_at")]
-    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
-
-    def decimal(value: Decimal, name: str):
-        field = meta.get_field(name)
-        return ops.adapt_decimalfield_value(value, field.max_digits, field.decimal_places)
-
-    rows = [
-        (
-            decimal(p.quantity, "quantity"),
-            decimal(p.average_cost, "average_cost"),
-            decimal(p.realized_pnl, "realized_pnl"),
-            ops.adapt_datetimefield_value(p.updated_at),
-            p.pk,
-        )
-        for p in positions
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+    """Store the new quantity, average cost and realised P&L of existing positions (updated_at already set)."""
+    rows_update(positions, ["quantity", "average_cost", "realized_pnl", "updated_at"])
 
 
 def _batch_change_log(trades: list[Trade], moved: list[tuple[Position | None, Position]], *, booked_by) -> None:

@@ -148,11 +148,11 @@ def test_a_raced_insert_falls_back_to_one_subject_at_a_time(monkeypatch):
     observations = [o for o in _observations(portfolios) if o.subject.portfolio.code in "CD"]
     calls = []
 
-    def refused(objs, **kwargs):
+    def refused(objs):
         calls.append(len(objs))
         raise IntegrityError("duplicate key value violates unique constraint alert_one_active_per_subject")
 
-    monkeypatch.setattr(Alert.objects, "bulk_create", refused)
+    monkeypatch.setattr(services, "rows_insert", refused)
     result = EvaluationResult()
     services._apply_in_order(rule, observations, result, EvaluationContext(NOW), set())
 
