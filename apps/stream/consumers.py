@@ -43,6 +43,12 @@ def heartbeat_seconds() -> float:
     return getattr(settings, "STREAM_HEARTBEAT_SECONDS", 15)
 
 
+def group_refresh_seconds() -> float:
+    """How often a socket joins its groups again: the channel layer forgets a member after its group_expiry
+    (a day by default), and a dashboard left open overnight would stop receiving the desk's events."""
+    return getattr(settings, "STREAM_GROUP_REFRESH_SECONDS", 3600)
+
+
 def coalesce_seconds() -> float:
     return getattr(settings, "STREAM_COALESCE_MS", 250) / 1000
 
@@ -239,8 +245,13 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
         self.last_seq = max(self.last_seq, seq)
 
     async def heartbeat_loop(self) -> None:
+        joined = time.monotonic()
         while True:
             await asyncio.sleep(heartbeat_seconds())
+            if time.monotonic() - joined >= group_refresh_seconds():
+                for group in self.groups_joined:
+                    await self.channel_layer.group_add(group, self.channel_name)
+                joined = time.monotonic()
             await self.heartbeat()
 
     async def heartbeat(self) -> None:

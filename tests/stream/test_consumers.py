@@ -254,6 +254,25 @@ async def test_an_idle_socket_gets_heartbeats_with_the_latest_seq(settings):
     await communicator.disconnect()
 
 
+async def test_a_socket_open_longer_than_the_group_expiry_still_gets_the_desks_events(settings):
+    """The channel layer forgets group members after its group_expiry; an open socket joins its groups again."""
+    import asyncio
+
+    layer = settings.CHANNEL_LAYERS["default"]
+    settings.CHANNEL_LAYERS = {"default": {**layer, "CONFIG": {**layer.get("CONFIG", {}), "group_expiry": 1}}}
+    settings.STREAM_HEARTBEAT_SECONDS = 0.1
+    settings.STREAM_GROUP_REFRESH_SECONDS = 0.3
+    communicator = await open_socket(await make_user())
+    await asyncio.sleep(3)  # three times the expiry: joined only by the refreshes
+    await publish_committed(("alert", {"message": "still watched"}))
+    for _ in range(100):
+        event = await communicator.receive_json_from(timeout=3)
+        if event["type"] == "alert":
+            break
+    assert event["data"]["message"] == "still watched"
+    await communicator.disconnect()
+
+
 async def test_a_burst_of_ticks_is_coalesced_to_the_latest_per_symbol(settings):
     """The first tick of a quiet socket goes out at once; the rest of the burst as the latest per symbol."""
     settings.STREAM_COALESCE_MS = 300
