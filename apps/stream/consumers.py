@@ -16,7 +16,8 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from apps.stream.publish import DESK_GROUP, SEQ_CACHE_KEY, token_group, user_group
+from apps.stream.publish import SEQ_CACHE_KEY, token_group, user_group
+from apps.stream.relay import QUEUE_LIMIT, desk_relay
 from apps.stream.services import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 from riskradar import metrics
 
@@ -78,6 +79,8 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
         self.pending: dict[tuple[str, str], dict] = {}
         self.flush_task: asyncio.Task | None = None
         self.heartbeat_task: asyncio.Task | None = None
+        self.desk_task: asyncio.Task | None = None
+        self.relay = None
         self.groups_joined: list[str] = []
         # Seqs skipped by the channel layer and when the skip was noticed; see heartbeat().
         self.missing: dict[int, float] = {}
@@ -92,11 +95,16 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
             await self.refuse(CLOSE_FORBIDDEN)
             return
         self.last_seq = int(await cache.aget(SEQ_CACHE_KEY) or 0)
-        self.groups_joined = [DESK_GROUP, user_group(self.user.pk)]
+        self.groups_joined = [user_group(self.user.pk)]
         if self.scope.get("api_token"):
             self.groups_joined.append(token_group(self.scope["api_token"]))
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        # Desk events come through the process's relay (apps/stream/relay.py), into this socket's queue.
+        self.desk_queue = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        self.desk_task = asyncio.create_task(self.desk_messages())
+        self.relay = desk_relay(self.channel_layer)
+        await self.relay.join(self)
         await self.accept()
         self.counted = True
         await sync_to_async(metrics.sockets_opened, thread_sensitive=False)()
@@ -116,7 +124,9 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
         if getattr(self, "counted", False):
             self.counted = False
             await sync_to_async(metrics.sockets_closed, thread_sensitive=False)()
-        for task in (self.heartbeat_task, self.flush_task):
+        if self.relay is not None:
+            await self.relay.leave(self)
+        for task in (self.heartbeat_task, self.flush_task, self.desk_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -170,6 +180,21 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "subscribed", "data": subscription})
 
     # ------------------------------------------------------------------ channel layer messages
+    def desk_message_put(self, message: dict) -> None:
+        """Take a desk message from the relay; a socket QUEUE_LIMIT messages behind drops it (its seq shows it)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.desk_queue.put_nowait(message)
+
+    async def desk_messages(self) -> None:
+        """Handle the relay's desk messages in order, as the channel layer's messages are handled."""
+        handlers = {"stream.event": self.stream_event, "stream.events": self.stream_events}
+        while True:
+            message = await self.desk_queue.get()
+            try:
+                await handlers[message["type"]](message)
+            except Exception:
+                logger.exception("Could not forward a desk message of type %r", message.get("type"))
+
     async def stream_event(self, message: dict) -> None:
         await self.take(message["event"])
 
@@ -251,6 +276,7 @@ class RiskStreamConsumer(AsyncWebsocketConsumer):
             if time.monotonic() - joined >= group_refresh_seconds():
                 for group in self.groups_joined:
                     await self.channel_layer.group_add(group, self.channel_name)
+                await self.relay.refresh()
                 joined = time.monotonic()
             await self.heartbeat()
 
