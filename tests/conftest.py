@@ -1,4 +1,9 @@
+import uuid
+
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings as django_settings
 from django.test import Client as DjangoClient
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -99,3 +104,27 @@ def client_as(client, user_for_role):
         return client
 
     return make
+
+
+@pytest.fixture
+def private_channel_layer(settings):
+    """Give the test a channel layer of its own, so no group traffic crosses tests or suites sharing Redis.
+
+    Yields whether the layer is Redis (its keys get a prefix of their own, flushed afterwards).
+    """
+    layers = django_settings.CHANNEL_LAYERS
+    redis = layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    if redis:
+        config = {**layers["default"]["CONFIG"], "prefix": f"riskradar-test-{uuid.uuid4().hex[:8]}"}
+        settings.CHANNEL_LAYERS = {"default": {**layers["default"], "CONFIG": config}}
+    else:
+        settings.CHANNEL_LAYERS = {"default": {**layers["default"]}}
+    yield redis
+    if redis:
+
+        async def clean_up():
+            layer = get_channel_layer()
+            await layer.flush()
+            await layer.close_pools()
+
+        async_to_sync(clean_up)()

@@ -25,7 +25,6 @@ import pytest
 from auditlog.models import LogEntry
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib import admin
@@ -932,19 +931,6 @@ class TestEveryUrl:
 ORIGIN = (b"origin", b"http://testserver")  # as RiskRadar's own pages open the socket
 
 
-@pytest.fixture
-def private_channel_layer(settings):
-    """A channel layer of this test's own, so no event of a suite sharing Redis reaches its sockets."""
-    layers = django_settings.CHANNEL_LAYERS
-    redis = layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    if redis:
-        config = {**layers["default"]["CONFIG"], "prefix": f"riskradar-test-{uuid.uuid4().hex[:8]}"}
-        settings.CHANNEL_LAYERS = {"default": {**layers["default"], "CONFIG": config}}
-    else:
-        settings.CHANNEL_LAYERS = {"default": {**layers["default"]}}
-    return redis
-
-
 def _session_cookie(who: str) -> list[tuple[bytes, bytes]]:
     if who == ANON:
         return []
@@ -973,7 +959,3 @@ async def test_each_socket_answers_each_role_as_the_table_says(key, who, private
         assert got == WS_TABLE[key][who], f"{key} as {who}: expected {WS_TABLE[key][who]}, got {got}"
     finally:
         await communicator.disconnect()
-        if private_channel_layer:
-            layer = get_channel_layer()
-            await layer.flush()
-            await layer.close_pools()

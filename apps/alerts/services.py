@@ -361,6 +361,23 @@ def alert_raise(
     return AlertOutcome(active, UPDATED, escalated=escalated)
 
 
+# What recording repeats of a condition changes on its active alert.
+REPEAT_FIELDS = ["count", "last_seen", "severity", "title", "message", "figures", "updated_at"]
+
+
+def _alert_repeat_apply(
+    alert: Alert, *, times: int, now: dt.datetime, severities: list[str], title: str, message: str, figures: list
+) -> None:
+    """Apply `times` repeats to the alert in memory: count, last_seen, the highest severity, the last title and
+    message, the figures merged in order (updated_at is set by the save, or by the caller of a bulk write)."""
+    alert.count += times
+    alert.last_seen = max(alert.last_seen, now)
+    alert.severity = AlertSeverity.highest(alert.severity, *severities)
+    alert.title, alert.message = title[:200], message
+    for repeat_figures in figures:
+        alert.figures = _merge_figures(alert.figures, repeat_figures)
+
+
 def _alert_repeat_record(
     alert: Alert, *, times: int, now: dt.datetime, severities: list[str], title: str, message: str, figures: list
 ) -> bool:
@@ -368,13 +385,10 @@ def _alert_repeat_record(
     severity, the last title and message, the figures merged in order; publish one "updated" event and notify
     an escalation. Return whether the alert escalated."""
     before = alert.severity
-    alert.count += times
-    alert.last_seen = max(alert.last_seen, now)
-    alert.severity = AlertSeverity.highest(alert.severity, *severities)
-    alert.title, alert.message = title[:200], message
-    for repeat_figures in figures:
-        alert.figures = _merge_figures(alert.figures, repeat_figures)
-    alert.save(update_fields=["count", "last_seen", "severity", "title", "message", "figures", "updated_at"])
+    _alert_repeat_apply(
+        alert, times=times, now=now, severities=severities, title=title, message=message, figures=figures
+    )
+    alert.save(update_fields=REPEAT_FIELDS)
     _publish(alert, UPDATED)
     escalated = AlertSeverity.rank(alert.severity) > AlertSeverity.rank(before)
     if escalated:
@@ -1131,20 +1145,20 @@ def _alerts_raise_many(
                     continue
                 before = copy.copy(alert)
                 alert.rule = rule
-                alert.count += len(observations)
-                alert.last_seen = max(alert.last_seen, now)
-                alert.severity = AlertSeverity.highest(alert.severity, *severities)
-                alert.title, alert.message = last.title[:200], last.message
-                for repeat_figures in figures:
-                    alert.figures = _merge_figures(alert.figures, repeat_figures)
+                _alert_repeat_apply(
+                    alert,
+                    times=len(observations),
+                    now=now,
+                    severities=severities,
+                    title=last.title,
+                    message=last.message,
+                    figures=figures,
+                )
                 alert.updated_at = now
                 repeated.append((before, alert, len(observations)))
             with transaction.atomic():
                 rows_insert([alert for alert, _ in fresh])
-                rows_update(
-                    [alert for _, alert, _ in repeated],
-                    ["count", "last_seen", "severity", "title", "message", "figures", "updated_at"],
-                )
+                rows_update([alert for _, alert, _ in repeated], REPEAT_FIELDS)
             auditlog_changes_record(
                 changes=[(None, alert) for alert, _ in fresh] + [(before, after) for before, after, _ in repeated]
             )

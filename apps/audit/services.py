@@ -45,6 +45,12 @@ def _lock_head() -> AuditChainHead:
     return AuditChainHead.objects.select_for_update().get(pk=1)
 
 
+def _signed_in_user(request):
+    """Return the signed-in user of `request`, or None (no request, or an anonymous one)."""
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None
+
+
 def _event_fields(
     *,
     action: str,
@@ -60,9 +66,8 @@ def _event_fields(
     at=None,
 ) -> dict:
     request = request if request is not None else current_request()
-    if actor is None and request is not None:
-        user = getattr(request, "user", None)
-        actor = user if user is not None and user.is_authenticated else None
+    if actor is None:
+        actor = _signed_in_user(request)
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
@@ -83,39 +88,16 @@ def _event_fields(
     }
 
 
-def audit_record(
-    *,
-    action: str,
-    actor=None,
-    obj=None,
-    object_type: str = "",
-    object_id: str = "",
-    object_repr: str = "",
-    before=None,
-    after=None,
-    detail: dict | None = None,
-    request=None,
-) -> AuditEvent:
+def audit_record(*, action: str, **details) -> AuditEvent:
     """Append an event to the chain and return it.
 
-    `actor` defaults to the signed-in user of the request being served (or none: the platform itself);
-    `request` defaults to that request too, for the IP and user agent. `obj` fills object_type, object_id
-    and object_repr from a model instance. Runs inside the caller's transaction when there is one, so an
-    action that is rolled back leaves no event; appends are serialised on the chain head's row lock.
+    `details` are those of _event_fields: `actor` (default: the signed-in user of the request being served,
+    or none: the platform itself), `obj` (fills object_type, object_id and object_repr from a model
+    instance, or give those), `before`, `after`, `detail`, and `request` (default: the request being served,
+    for the IP and user agent). Runs inside the caller's transaction when there is one, so an action that
+    is rolled back leaves no event; appends are serialised on the chain head's row lock.
     """
-    fields = _event_fields(
-        action=action,
-        actor=actor,
-        obj=obj,
-        object_type=object_type,
-        object_id=object_id,
-        object_repr=object_repr,
-        before=before,
-        after=after,
-        detail=detail,
-        request=request,
-    )
-    return _append([fields])[0]
+    return _append([_event_fields(action=action, **details)])[0]
 
 
 def audit_record_many(events: Iterable[dict]) -> int:
@@ -209,10 +191,7 @@ def auditlog_changes_record(
     context = _auditlog_context()
     request = current_request()
     if actor is None:
-        actor = context.get("actor")
-    if actor is None and request is not None:
-        user = getattr(request, "user", None)
-        actor = user if user is not None and user.is_authenticated else None
+        actor = context.get("actor") or _signed_in_user(request)
     remote_addr = context.get("remote_addr") or client_ip(request)
     cid = get_cid()
     now = timezone.now()

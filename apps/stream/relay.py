@@ -33,7 +33,7 @@ class DeskRelay:
         self.lock = asyncio.Lock()
 
     async def join(self, socket) -> None:
-        """Start handing desk messages to `socket` (its handle_desk_message), joining the group if need be."""
+        """Start handing desk messages to `socket` (its desk_message_put), joining the group if need be."""
         async with self.lock:
             self.sockets[socket] = None
             if self.task is None or self.task.done():
@@ -58,9 +58,7 @@ class DeskRelay:
         while True:
             try:
                 message = await self.layer.receive(channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
+            except Exception:  # not CancelledError, a BaseException: leave() cancels the relay
                 logger.exception("The desk relay could not receive from the channel layer; trying again")
                 await asyncio.sleep(1)
                 continue

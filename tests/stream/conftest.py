@@ -1,12 +1,8 @@
-import uuid
 from pathlib import Path
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.conf import settings as django_settings
 from django.db import transaction
 
 from apps.stream.consumers import RiskStreamConsumer
@@ -16,24 +12,9 @@ TEST_TEMPLATES = Path(__file__).parent / "templates"
 
 
 @pytest.fixture(autouse=True)
-def _private_channel_layer(settings):
-    """Give each test a channel layer of its own, so no group traffic crosses tests or suites sharing Redis."""
-    layers = django_settings.CHANNEL_LAYERS
-    redis = layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    if redis:
-        config = {**layers["default"]["CONFIG"], "prefix": f"riskradar-test-{uuid.uuid4().hex[:8]}"}
-        settings.CHANNEL_LAYERS = {"default": {**layers["default"], "CONFIG": config}}
-    else:
-        settings.CHANNEL_LAYERS = {"default": {**layers["default"]}}
-    yield
-    if redis:
-
-        async def clean_up():
-            layer = get_channel_layer()
-            await layer.flush()
-            await layer.close_pools()
-
-        async_to_sync(clean_up)()
+def _private_channel_layer(private_channel_layer):
+    """Every stream test gets a channel layer of its own (tests/conftest.py)."""
+    return private_channel_layer
 
 
 @pytest.fixture
