@@ -62,21 +62,50 @@ def test_rows_insert_stores_what_bulk_create_stores_and_sets_ids():
 
 def test_rows_insert_round_trips_json_columns():
     portfolio = PortfolioFactory()
-    template = RiskSnapshotFactory(portfolio=portfolio)
-    figures = [{"method": "historical", "value": 1.5, "nested": {"a": [1, None, "x"]}, "unicode": "µ"}]
-    snapshot = RiskSnapshot(
-        **{
-            f.attname: getattr(template, f.attname)
-            for f in RiskSnapshot._meta.concrete_fields
-            if not f.primary_key and f.name != "computed_at"
-        }
-    )
+    figures = [{"method": "historical", "value": 1.5, "nested": {"a": [1, None, "x"]}, "unicode": "µ\u0001"}]
+    snapshot = _snapshot_like(RiskSnapshotFactory(portfolio=portfolio))
     snapshot.figures = figures
     with transaction.atomic():
         rows_insert([snapshot])
     stored = RiskSnapshot.objects.get(pk=snapshot.pk)
     assert stored.figures == figures
     assert stored.computed_at is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({1: "int key", 2.5: "float key"}, {"1": "int key", "2.5": "float key"}),  # as json.dumps keys them
+        ([2**70, -(2**64)], [2**70, -(2**64)]),  # beyond 64 bits: the standard json module writes them
+        ([0.1, 1e-300, 12345.678901234567], [0.1, 1e-300, 12345.678901234567]),  # shortest round-trip text
+        ({"nan": float("nan"), "inf": float("inf")}, {"nan": None, "inf": None}),
+    ],
+)
+def test_rows_insert_writes_json_values_as_the_standard_module_reads_them(value, expected):
+    snapshot = _snapshot_like(RiskSnapshotFactory())
+    snapshot.stats = value
+    with transaction.atomic():
+        rows_insert([snapshot])
+    assert RiskSnapshot.objects.get(pk=snapshot.pk).stats == expected
+
+
+def test_rows_insert_refuses_a_json_value_json_cannot_write_and_writes_nothing():
+    snapshot = _snapshot_like(RiskSnapshotFactory())
+    snapshot.stats = {"when": dt.datetime(2026, 1, 2, tzinfo=dt.UTC)}
+    count = RiskSnapshot.objects.count()
+    with pytest.raises(TypeError, match="datetime"), transaction.atomic():
+        rows_insert([snapshot])
+    assert RiskSnapshot.objects.count() == count
+
+
+def _snapshot_like(template: RiskSnapshot) -> RiskSnapshot:
+    return RiskSnapshot(
+        **{
+            f.attname: getattr(template, f.attname)
+            for f in RiskSnapshot._meta.concrete_fields
+            if not f.primary_key and f.name != "computed_at"
+        }
+    )
 
 
 def test_a_constraint_violation_raises_integrity_error_and_writes_nothing():
