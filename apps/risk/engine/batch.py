@@ -820,16 +820,28 @@ def _live_subgroup(
         candidates[a:b] = np.searchsorted(ordered[:, port[a]], bound[a:b], side="right")
     candidates = np.clip(candidates, k_tail, n_s)
     by_count = np.argsort(candidates, kind="stable")
+    needs = candidates[by_count]  # ascending
+    # Transposed copies, one row of S scenarios per portfolio or unit: each entry then gathers from one
+    # contiguous row (flat takes), where the (S, K) layout scatters every gather over the whole array.
+    ranked_t = np.ascontiguousarray(ranked.T)  # (K, S)
+    pnl_t = np.ascontiguousarray(pnl.T).ravel()  # (K * S,)
+    unit_t = np.ascontiguousarray(unit_pnl.T).ravel()  # (P * S,)
     first = 0
     while first < by_count.size:
-        rows_needed = int(candidates[by_count[min(first + 255, by_count.size - 1)]])
-        step = max(256, INCREMENTAL_CHUNK // rows_needed)
-        part = by_count[first : first + step]
-        rows_needed = int(candidates[part[-1]])  # the most any of them needs (sorted)
-        scenario = ranked[:rows_needed, port[part]]  # (C, n) the portfolio's worst scenarios
-        without = pnl[scenario, port[part]] - unit_pnl[scenario, col[part]] * qty[part]
-        incremental[target[part]] = var_level[port[part]] + np.partition(without, k_tail - 1, axis=0)[k_tail - 1]
-        first += step
+        # A step takes the entries needing at most twice the rows of its first (every entry of a step is given
+        # as many rows as the one needing most), and at most INCREMENTAL_CHUNK values.
+        limit = 2 * int(needs[first])
+        last = int(np.searchsorted(needs, limit, side="right"))
+        last = max(first + 1, min(last, first + max(256, INCREMENTAL_CHUNK // limit)))
+        part = by_count[first:last]
+        rows_needed = int(needs[last - 1])
+        ports = port[part]
+        scenario = ranked_t[ports, :rows_needed]  # (n, C) the portfolio's worst scenarios
+        without = (
+            pnl_t[scenario + (ports * n_s)[:, None]] - unit_t[scenario + (col[part] * n_s)[:, None]] * qty[part, None]
+        )
+        incremental[target[part]] = var_level[ports] + np.partition(without, k_tail - 1, axis=1)[:, k_tail - 1]
+        first = last
 
 
 def _stats_many(

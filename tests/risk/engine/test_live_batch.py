@@ -4,11 +4,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from apps.risk.engine.batch import LIVE_METHODS, compute_batch_live_holdings
 from apps.risk.engine.portfolio import compute_portfolio_risk
-from apps.risk.engine.types import EngineConfig, MarketData, StressShock
+from apps.risk.engine.types import EngineConfig, Holding, MarketData, StressShock
 from tests.risk.engine.test_batch import _desk_market, _desk_portfolios
 
 AS_OF = np.datetime64("2026-06-29")
@@ -124,3 +126,43 @@ def test_quantities_scale_the_shared_unit_revaluation():
     assert len(live.units) == len(first)
     assert_allclose(live.var[:, :, 1], 2 * live.var[:, :, 0], rtol=1e-9)
     assert live.scores[0].score == pytest.approx(live.scores[1].score)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(
+        st.lists(st.floats(min_value=-4.0, max_value=4.0, allow_nan=False), min_size=4, max_size=4),
+        min_size=2,
+        max_size=24,
+    )
+)
+def test_incremental_var_of_positions_of_every_size_equals_the_portfolio_s_own(sizes):
+    """Positions from a thousandth to ten thousand times their neighbours' size: the live pass looks at each
+    one's own number of worst scenarios, in steps of like needs, and must find what the full recalculation finds.
+    """
+    market, weekdays, _ = _desk_market()
+    last = {
+        s: float(market.prices[np.flatnonzero(np.isfinite(market.prices[:, j]))[-1], j])
+        for j, s in enumerate(market.symbols)
+    }
+    symbols = ("BTC", "EQ1", "EQ2", "IDX")
+    portfolios = [
+        [Holding(s, "equity", 10.0**e, 1.0, last[s], "INR", 1.0) for s, e in zip(symbols, exponents, strict=True)]
+        for exponents in sizes
+    ]
+    config = EngineConfig(lookback_days=250, methods=("historical",), include_stress=False)
+    live = compute_batch_live_holdings(
+        market=market, config=config, portfolios=portfolios, calendars=[weekdays] * len(portfolios)
+    )
+    for k, holdings in enumerate(portfolios):
+        ref = compute_portfolio_risk(
+            holdings=holdings, market=_own_market(market, weekdays), config=config, as_of=AS_OF
+        )
+        got = live.result(k, as_of=AS_OF)
+        assert_allclose(
+            [p.incremental_var for p in got.positions],
+            [p.incremental_var for p in ref.positions],
+            rtol=1e-9,
+            atol=1e-9 * max(1.0, ref.gross_exposure),
+            err_msg=f"portfolio {k}",
+        )
