@@ -169,3 +169,57 @@ def test_creation_entries_of_a_bulk_write_match_auditlogs_own_diff():
     alert = AlertFactory(portfolio=portfolio)  # registered with include_fields: only those are compared
     for row in (trade, position, alert, portfolio, instrument):
         assert _creation_diff(row) == model_instance_diff(None, row), type(row).__name__
+
+
+@pytest.mark.django_db
+def test_update_and_deletion_entries_of_a_bulk_write_match_auditlogs_own_diff():
+    """_diff gives model_instance_diff's changes for an updated row (every field kind moved) and a deleted one."""
+    import copy
+    import datetime as dt
+    from decimal import Decimal
+
+    from auditlog.diff import model_instance_diff
+
+    from apps.audit.services import _diff
+    from apps.portfolios.models import Position, Trade
+    from tests.factories import AlertFactory, InstrumentFactory, PortfolioFactory
+
+    portfolio, instrument, other = PortfolioFactory(), InstrumentFactory(), InstrumentFactory()
+    trade = Trade.objects.create(
+        external_id="T-1",
+        portfolio=portfolio,
+        instrument=instrument,
+        side="BUY",
+        quantity="2.5",
+        price="101.25",
+        traded_at=dt.datetime(2026, 3, 2, 9, 15, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+    )
+    position = Position.objects.create(portfolio=portfolio, instrument=instrument, quantity="2.5")
+    alert = AlertFactory(portfolio=portfolio)  # registered with include_fields: auditlog's own path
+    moves = {
+        trade: {
+            "instrument": other,
+            "side": "SELL",
+            "quantity": Decimal("3"),
+            "traded_at": timezone.now(),
+            "note": "é",
+        },
+        position: {"quantity": Decimal("-1.5"), "average_cost": Decimal("99.5"), "updated_at": timezone.now()},
+        portfolio: {"benchmark": instrument, "name": "Renamed", "is_active": False},
+        instrument: {"currency": "USD", "multiplier": Decimal("50")},
+        alert: {"status": "ACKNOWLEDGED", "title": "not audited"},
+    }
+    for row, changes in moves.items():
+        old = copy.copy(row)
+        for name, value in changes.items():
+            setattr(row, name, value)
+        expected = model_instance_diff(old, row)
+        assert expected and set(expected) <= set(changes), type(row).__name__
+        assert _diff(old, row) == expected, type(row).__name__
+        assert _diff(row, copy.copy(row)) is None, type(row).__name__
+        assert _diff(row, None) == model_instance_diff(row, None), type(row).__name__
+    unset = copy.copy(portfolio)
+    portfolio.benchmark = None
+    assert (
+        _diff(unset, portfolio) == model_instance_diff(unset, portfolio) == {"benchmark": (str(instrument.pk), "None")}
+    )
