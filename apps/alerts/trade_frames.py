@@ -31,6 +31,7 @@ from apps.alerts.models import Scope
 from apps.market.models import AssetClass, Instrument
 from apps.market.selectors import FxTable
 from apps.portfolios.models import Portfolio, Side, Trade
+from riskradar.bulk import AnyOf
 
 ASSET_CLASS_CODES = {value: code for code, value in enumerate(AssetClass.values)}
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -102,6 +103,50 @@ def _rows(queryset) -> list[tuple]:
     sql, params = queryset.values_list(*fields).query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _tail_rows(key: ScopeKey, clients: list[int], edge: dt.datetime, lookback: int) -> list[tuple]:
+    """Return the ROW_FIELDS of each client's last `lookback` trades of the scope at or before the edge.
+
+    On PostgreSQL one index scan per client, newest first, stopping at `lookback` (LATERAL ... LIMIT): about
+    half the time of ranking every earlier trade of the clients with a window function, which the other
+    databases do.
+    """
+    if connection.vendor != "postgresql":
+        before = Trade.objects.filter(_scope_q(key), portfolio_id__in=clients, traded_at__lte=edge)
+        ranked = (
+            _with_notional(before)
+            .annotate(
+                rank=Window(
+                    RowNumber(), partition_by=[F("portfolio_id")], order_by=[F("traded_at").desc(), F("id").desc()]
+                )
+            )
+            .filter(rank__lte=lookback)
+        )
+        return _rows(ranked)
+    quote = connection.ops.quote_name
+    trade, instrument = quote(Trade._meta.db_table), quote(Instrument._meta.db_table)
+    scope, params = "", []
+    if key[0] == "instrument":
+        scope, params = "AND u.instrument_id = %s", [key[1]]
+    elif key[0] == "asset_class":
+        scope, params = f"AND u.instrument_id IN (SELECT id FROM {instrument} WHERE asset_class = %s)", [key[1]]
+    sql = f"""
+        SELECT t.id, t.portfolio_id, t.instrument_id, {EPOCH_US_SQL.format(column="t.traded_at")}, t.side,
+               (t.quantity * t.price * i.multiplier)::double precision
+        FROM unnest(%s::bigint[]) AS c(id)
+        CROSS JOIN LATERAL (
+            SELECT u.id, u.portfolio_id, u.instrument_id, u.traded_at, u.side, u.quantity, u.price
+            FROM {trade} u
+            WHERE u.portfolio_id = c.id AND u.traded_at <= %s {scope}
+            ORDER BY u.traded_at DESC, u.id DESC
+            LIMIT %s
+        ) t
+        JOIN {instrument} i ON i.id = t.instrument_id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [clients, edge, *params, lookback])
         return cursor.fetchall()
 
 
@@ -200,7 +245,7 @@ def _targets(target_ids: list[int] | None, since, until) -> tuple[dict[int, dt.d
     if target_ids is not None:
         for start in range(0, len(target_ids), ID_CHUNK):
             chunk = target_ids[start : start + ID_CHUNK]
-            rows = Trade.objects.filter(pk__in=chunk).values("portfolio_id").annotate(first=Min("traded_at"))
+            rows = Trade.objects.filter(AnyOf("pk", chunk)).values("portfolio_id").annotate(first=Min("traded_at"))
             for row in rows.order_by():
                 pk, first = row["portfolio_id"], row["first"]
                 firsts[pk] = min(first, firsts.get(pk, first))
@@ -242,17 +287,7 @@ def trade_frames_load(
     tails: dict[ScopeKey, _Columns] = {}
     for key, lookback in lookbacks.items():
         if lookback:
-            before = Trade.objects.filter(_scope_q(key), portfolio_id__in=clients, traded_at__lte=edge)
-            ranked = (
-                _with_notional(before)
-                .annotate(
-                    rank=Window(
-                        RowNumber(), partition_by=[F("portfolio_id")], order_by=[F("traded_at").desc(), F("id").desc()]
-                    )
-                )
-                .filter(rank__lte=lookback)
-            )
-            tails[key] = _Columns.of(_rows(ranked))
+            tails[key] = _Columns.of(_tail_rows(key, clients, edge, lookback))
     counts = None
     count_rows = []
     if with_counts:

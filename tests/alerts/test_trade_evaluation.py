@@ -231,3 +231,52 @@ def test_a_dry_run_replays_the_alerts_that_live_evaluation_raised(rules, relianc
         raised_by = [Trade.objects.get(pk=a.figures["trade_ids"][0]).traded_at for a in live]
         replay = rule_dry_run(rule=rule, since=START - dt.timedelta(hours=1), until=START + dt.timedelta(hours=1))
         assert [a.first_seen for a in replay.alerts] == raised_by and raised_by
+
+
+@pytest.mark.parametrize("scope", ["all", "instrument", "asset_class"])
+def test_the_tail_is_each_client_s_last_trades_of_the_scope_before_the_edge(scope):
+    """The z-score's prefix rows: per client, the `lookback` latest trades of the rule's scope at or before the
+    edge (by time, then booking order), as the straightforward reading of the trades gives them."""
+    from apps.alerts.trade_frames import _tail_rows, to_us
+
+    equity = InstrumentFactory(symbol="EQTAIL", asset_class="equity", multiplier=Decimal("1"))
+    crypto = InstrumentFactory(symbol="BTCTAIL", asset_class="crypto", multiplier=Decimal("2.5"))
+    clients = [PortfolioFactory(code=f"TAIL{n}") for n in range(3)]
+    edge = START + dt.timedelta(hours=1)
+    n = 0
+    for c, client in enumerate(clients[:2]):
+        for k in range(14):
+            at = edge + dt.timedelta(seconds=30 * (k // 2 - 5 - c))  # pairs at the same time (ties), some after
+            trade_book(
+                portfolio=client,
+                instrument=crypto if k % 3 == 0 else equity,
+                side="BUY" if k % 2 else "SELL",
+                quantity=Decimal("1.5") + k,
+                price=Decimal("100.25"),
+                traded_at=at,
+                external_id=f"TAIL-{n}",
+                source=TradeSource.IMPORT,
+            )
+            n += 1
+    key = {"all": ALL, "instrument": ("instrument", crypto.pk), "asset_class": ("asset_class", "equity")}[scope]
+    lookback = 4
+    expected = []
+    for client in clients:
+        trades = Trade.objects.filter(portfolio=client, traded_at__lte=edge).select_related("instrument")
+        if scope == "instrument":
+            trades = trades.filter(instrument=crypto)
+        elif scope == "asset_class":
+            trades = trades.filter(instrument__asset_class="equity")
+        for t in sorted(trades, key=lambda t: (t.traded_at, t.pk), reverse=True)[:lookback]:
+            notional = float(t.quantity * t.price * t.instrument.multiplier)
+            expected.append((t.pk, client.pk, t.instrument_id, to_us(t.traded_at), t.side, notional))
+    got = _tail_rows(key, [c.pk for c in clients], edge, lookback)
+    got = [(*row[:3], row[3] if isinstance(row[3], int) else to_us(_aware_time(row[3])), *row[4:]) for row in got]
+    assert sorted(got) == sorted(expected)
+    assert len(expected) == 2 * lookback  # both trading clients have more than `lookback` such trades
+
+
+def _aware_time(value):
+    from apps.alerts.trade_frames import _aware
+
+    return _aware(value)
