@@ -4,12 +4,12 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.portfolios.models import Trade
 from apps.risk.models import RiskSnapshot
-from riskradar.bulk import ROWS_PER_STATEMENT, rows_insert, rows_update
+from riskradar.bulk import ROWS_PER_STATEMENT, AnyOf, rows_insert, rows_update
 from tests.factories import AlertFactory, InstrumentFactory, PortfolioFactory, RiskSnapshotFactory
 
 pytestmark = pytest.mark.django_db
@@ -152,3 +152,26 @@ def test_rows_update_stores_what_bulk_update_stores():
 def test_nothing_to_update_is_a_no_op(django_assert_num_queries):
     with django_assert_num_queries(0):
         rows_update([], ["count"])
+
+
+def test_any_of_selects_what_in_selects(django_assert_num_queries):
+    portfolio, instrument = PortfolioFactory(), InstrumentFactory()
+    trades = _trades(portfolio, instrument, 30, "any")
+    rows_insert(trades)
+    ids = [t.pk for t in trades[::3]] + [trades[0].pk, None, 10**9]  # a repeat, a NULL and an unknown id
+    external = [t.external_id for t in trades[1::4]] + ["nope", "any-1"]
+
+    def both(field, values):
+        ours = Trade.objects.filter(AnyOf(field, values)).order_by("pk").values_list("pk", flat=True)
+        theirs = Trade.objects.filter(**{f"{field}__in": values}).order_by("pk").values_list("pk", flat=True)
+        return list(ours), list(theirs)
+
+    for field, values in (("pk", ids), ("external_id", external), ("portfolio_id", [portfolio.pk])):
+        ours, theirs = both(field, values)
+        assert ours == theirs and ours, field
+    assert both("external_id", external)[0] == [t.pk for t in trades[1::4]]
+    sql = str(Trade.objects.filter(AnyOf("pk", ids)).query)
+    assert ("= ANY(" in sql) == (connection.vendor == "postgresql") and (" IN (" in sql) != ("= ANY(" in sql)
+    with django_assert_num_queries(0):
+        assert not list(Trade.objects.filter(AnyOf("pk", [])))
+        assert not list(Trade.objects.filter(AnyOf("pk", [None])))

@@ -76,7 +76,7 @@ from apps.market.selectors import FxTable, fx_table
 from apps.portfolios.models import Portfolio, Position, Trade, TradeSource
 from apps.risk.models import RiskSnapshot
 from apps.stream.publish import jsonable, publish, publish_many
-from riskradar.bulk import rows_insert, rows_update
+from riskradar.bulk import AnyOf, rows_insert, rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -1025,7 +1025,7 @@ class _TradeLookup:
             self.subjects[portfolio.pk] = Subject.of_portfolio(portfolio)
         missing = sorted(set(trade_ids) - set(self.trades))
         for start in range(0, len(missing), ID_CHUNK):
-            rows = Trade.objects.filter(pk__in=missing[start : start + ID_CHUNK]).values_list("pk", "external_id")
+            rows = Trade.objects.filter(AnyOf("pk", missing[start : start + ID_CHUNK])).values_list("pk", "external_id")
             self.trades.update({pk: TradeRef(pk, external_id) for pk, external_id in rows})
 
 
@@ -1412,7 +1412,7 @@ def evaluate_trade_anomaly_scores(*, scores: dict[int, float], now: dt.datetime 
     ids = sorted(int(pk) for pk in scores)
     rows = []
     for start in range(0, len(ids), ID_CHUNK):
-        chunk = Trade.objects.filter(pk__in=ids[start : start + ID_CHUNK])
+        chunk = Trade.objects.filter(AnyOf("pk", ids[start : start + ID_CHUNK]))
         rows += chunk.values_list("pk", "external_id", "portfolio_id", "instrument_id", "instrument__asset_class")
     missing = set(ids) - {row[0] for row in rows}
     if missing:

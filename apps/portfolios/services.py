@@ -15,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeSource
 from apps.portfolios.positions import PositionState, apply_fill
-from riskradar.bulk import rows_insert, rows_update
+from riskradar.bulk import AnyOf, rows_insert, rows_update
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_ABS_QUANTITY = Decimal("1e15")
@@ -564,7 +564,7 @@ def _batch_book_locked(valid: list[_BatchTrade], result: BatchBookingResult, *, 
     booked: dict[str, Trade] = {}
     for start in range(0, len(external_ids), BULK_SIZE):
         chunk = external_ids[start : start + BULK_SIZE]
-        booked.update({t.external_id: t for t in Trade.objects.filter(external_id__in=chunk)})
+        booked.update({t.external_id: t for t in Trade.objects.filter(AnyOf("external_id", chunk))})
     fresh: list[_BatchTrade] = []
     for candidate in valid:
         item = result.items[candidate.index]
