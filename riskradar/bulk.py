@@ -48,11 +48,9 @@ def rows_insert(objs: list[models.Model]) -> None:
     if not objs:
         return
     model = type(objs[0])
-    meta = model._meta
     connection = connections[router.db_for_write(model)]
     now = timezone.now()
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    for f in fields:
+    for f in _insert_fields(model):
         if getattr(f, "auto_now", False):
             for obj in objs:
                 setattr(obj, f.attname, now)
@@ -60,6 +58,44 @@ def rows_insert(objs: list[models.Model]) -> None:
             for obj in objs:
                 if getattr(obj, f.attname) is None:
                     setattr(obj, f.attname, now)
+    attnames = [f.attname for f in _insert_fields(model)]
+    ids = _insert(model, connection, [[getattr(obj, attname) for attname in attnames] for obj in objs])
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def values_insert(model: type[models.Model], rows: list[dict]) -> list[int]:
+    """Insert rows of a model given as {attname: value}, as rows_insert would insert instances of them.
+
+    For thousands of rows that nothing reads back (change-history entries), without building an instance
+    of each: a missing value is the field's default, auto_now and auto_now_add fields get one time. Returns
+    the new ids in the rows' order.
+    """
+    if not rows:
+        return []
+    connection = connections[router.db_for_write(model)]
+    now = timezone.now()
+    columns = []
+    for f in _insert_fields(model):
+        if getattr(f, "auto_now", False):
+            columns.append([now] * len(rows))
+        elif getattr(f, "auto_now_add", False):
+            columns.append([row.get(f.attname) or now for row in rows])
+        else:
+            columns.append([row[f.attname] if f.attname in row else f.get_default() for row in rows])
+    return _insert(model, connection, [list(values) for values in zip(*columns, strict=True)])
+
+
+def _insert_fields(model: type[models.Model]) -> list[models.Field]:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+def _insert(model: type[models.Model], connection, values: list[list]) -> list[int]:
+    """Prepare each row's values (in _insert_fields order) by their fields and insert them; return the ids."""
+    meta = model._meta
+    fields = _insert_fields(model)
     native = connection.vendor == "postgresql"
     prepares = []
     for f in fields:
@@ -69,30 +105,23 @@ def rows_insert(objs: list[models.Model]) -> None:
             prepares.append(_native_or(f.get_db_prep_save))
         else:
             prepares.append(f.get_db_prep_save)
-    attnames = [f.attname for f in fields]
-    rows = [
-        [prepare(getattr(obj, attname), connection) for attname, prepare in zip(attnames, prepares, strict=True)]
-        for obj in objs
-    ]
+    rows = [[prepare(value, connection) for value, prepare in zip(row, prepares, strict=True)] for row in values]
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    if connection.vendor == "postgresql":
-        ids = _copy_rows(connection, meta, table, [quote(f.column) for f in fields], rows)
-    else:
-        ids = _insert_rows(connection, meta, table, [quote(f.column) for f in fields], rows)
-    for obj, pk in zip(objs, ids, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = connection.alias
+    if native:
+        return _copy_rows(connection, meta, table, [quote(f.column) for f in fields], rows)
+    return _insert_rows(connection, meta, table, [quote(f.column) for f in fields], rows)
 
 
 def rows_update(objs: list[models.Model], fields: list[str]) -> None:
-    """Store the named fields of existing instances of one model: one UPDATE by primary key, run for every row.
+    """Store the named fields of existing instances of one model, each row by its primary key.
 
     What QuerySet.bulk_update stores, without the CASE WHEN per field and row it builds and resolves in Python,
-    which on thousands of rows costs many times the database's own work. Values are prepared by their fields as
-    a save prepares them (auto_now fields are not touched: set them first); no signals are sent. Call it inside
-    a transaction when the rows must change together.
+    which on thousands of rows costs many times the database's own work. On PostgreSQL it is one statement,
+    the new values given as one array per column (UPDATE ... FROM unnest(...)); elsewhere one UPDATE per row
+    through executemany. Values are prepared by their fields as a save prepares them (auto_now fields are not
+    touched: set them first); no signals are sent. Call it inside a transaction when the rows must change
+    together.
     """
     if not objs:
         return
@@ -101,8 +130,26 @@ def rows_update(objs: list[models.Model], fields: list[str]) -> None:
     connection = connections[router.db_for_write(model)]
     concrete = [meta.get_field(name) for name in fields]
     quote = connection.ops.quote_name
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    if connection.vendor == "postgresql":
+        columns = [[obj.pk for obj in objs]]
+        arrays, assignments = [f"%s::{meta.pk.db_type(connection)}[]"], []
+        for n, f in enumerate(concrete):
+            json_text = isinstance(f, models.JSONField) and f.encoder is None
+            prepare = _json_text if json_text else _native_or(f.get_db_prep_save)
+            columns.append([prepare(getattr(obj, f.attname), connection) for obj in objs])
+            arrays.append(f"%s::{'text' if json_text else f.db_type(connection)}[]")
+            assignments.append(f"{quote(f.column)} = v.c{n}{'::jsonb' if json_text else ''}")
+        names = ", ".join(["id", *(f"c{n}" for n in range(len(concrete)))])
+        sql = (
+            f"UPDATE {table} SET {', '.join(assignments)} "
+            f"FROM unnest({', '.join(arrays)}) AS v({names}) WHERE {table}.{pk} = v.id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, columns)
+        return
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in concrete)
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"
     rows = [[*(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in concrete), obj.pk] for obj in objs]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.portfolios.models import Trade
 from apps.risk.models import RiskSnapshot
-from riskradar.bulk import ROWS_PER_STATEMENT, AnyOf, rows_insert, rows_update
+from riskradar.bulk import ROWS_PER_STATEMENT, AnyOf, rows_insert, rows_update, values_insert
 from tests.factories import AlertFactory, InstrumentFactory, PortfolioFactory, RiskSnapshotFactory
 
 pytestmark = pytest.mark.django_db
@@ -175,3 +175,47 @@ def test_any_of_selects_what_in_selects(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert not list(Trade.objects.filter(AnyOf("pk", [])))
         assert not list(Trade.objects.filter(AnyOf("pk", [None])))
+
+
+def test_values_insert_stores_what_rows_insert_stores_with_defaults_for_missing_values():
+    portfolio, instrument = PortfolioFactory(), InstrumentFactory()
+    ours, theirs = _trades(portfolio, instrument, 7, "ours"), _trades(portfolio, instrument, 7, "theirs")
+    given = ("external_id", "portfolio_id", "instrument_id", "side", "quantity", "price", "fees", "traded_at", "note")
+    with transaction.atomic():
+        ids = values_insert(Trade, [{name: getattr(t, name) for name in given} for t in ours])
+        rows_insert(theirs)
+    assert len(set(ids)) == 7 and ids == sorted(ids)
+    stored = [Trade.objects.get(pk=pk) for pk in ids]
+    assert [t.external_id for t in stored] == [t.external_id for t in ours]
+    assert [(r[0].replace("ours", "theirs"), *r[1:]) for r in _stored(stored)] == _stored(theirs)
+    assert {(t.source, t.booked_by_id) for t in stored} == {("manual", None)}  # the fields' defaults
+    assert all(t.booked_at is not None for t in stored)  # auto_now_add
+    assert values_insert(Trade, []) == []
+
+
+def test_rows_update_stores_decimals_and_nulls_as_bulk_update_does():
+    from apps.alerts.models import AlertRule
+    from apps.portfolios.models import Position
+    from tests.factories import AlertRuleFactory
+
+    portfolio = PortfolioFactory()
+    positions = [
+        Position.objects.create(portfolio=portfolio, instrument=InstrumentFactory(), quantity=Decimal("1"))
+        for _ in range(4)
+    ]
+    for k, position in enumerate(positions):
+        position.quantity = Decimal("-12.12345678") * (k + 1)
+        position.average_cost = Decimal("0.00000001") if k % 2 else Decimal("123456789.5")
+    with transaction.atomic():
+        rows_update(positions[:2], ["quantity", "average_cost"])
+    Position.objects.bulk_update(positions[2:], ["quantity", "average_cost"])
+    stored = list(Position.objects.filter(portfolio=portfolio).order_by("pk").values_list("quantity", "average_cost"))
+    assert stored == [(p.quantity, p.average_cost) for p in positions]
+
+    rules = AlertRuleFactory.create_batch(3, scope_portfolio=portfolio, scope="portfolio")
+    for rule in rules:
+        rule.scope_portfolio, rule.scope = None, "all"  # every value of a column NULL
+    rows_update(rules, ["scope_portfolio", "scope"])
+    assert set(AlertRule.objects.filter(pk__in=[r.pk for r in rules]).values_list("scope_portfolio", "scope")) == {
+        (None, "all")
+    }

@@ -14,15 +14,17 @@ from auditlog.registry import auditlog
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.signals import setting_changed
 from django.db import IntegrityError, models, transaction
 from django.db.models.signals import pre_save
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.encoding import smart_str
 
 from apps.audit import chain
 from apps.audit.context import client_ip, current_request, user_agent
 from apps.audit.models import AuditChainHead, AuditEvent
-from riskradar.bulk import rows_insert
+from riskradar.bulk import values_insert
 
 WRITE_BATCH = 500  # events per INSERT of a batch
 
@@ -177,13 +179,13 @@ def _field_reader(field) -> Callable[[models.Model], object]:
     if isinstance(field, models.DateTimeField):
         if type(field).to_python is not models.DateTimeField.to_python:
             return functools.partial(get_field_value, field=field)
-        name = field.name
+        name, use_tz = field.name, settings.USE_TZ  # read once: the lazy settings object is slow per call
 
         def read_time(obj):
             value = getattr(obj, name)
             if type(value) is not dt.datetime:
                 return get_field_value(obj, field)
-            if settings.USE_TZ and value.utcoffset() is not None:
+            if use_tz and value.utcoffset() is not None:
                 return value.astimezone(dt.UTC).replace(tzinfo=None)
             return value
 
@@ -229,6 +231,14 @@ def _update_readers(model) -> tuple:
     return tuple((f.name, _field_reader(f)) for f in fields)
 
 
+@receiver(setting_changed)
+def _readers_forget(*, setting, **kwargs) -> None:
+    """The readers hold settings read when they were made (tests override them)."""
+    if setting in ("USE_TZ", "AUDITLOG_USE_FK_STRING_REPRESENTATION"):
+        _creation_readers.cache_clear()
+        _update_readers.cache_clear()
+
+
 def _creation_diff(new) -> dict | None:
     """model_instance_diff(None, new), with the fields and their readers worked out once per model.
 
@@ -255,7 +265,7 @@ def auditlog_changes_record(
     audited field is skipped, as auditlog skips it. Fields are compared and masked as auditlog's own
     receivers do (model_instance_diff with the model's registration). The actor is `actor`, else the one
     auditlog's middleware or set_actor() holds, else the signed-in user of the request being served; the
-    address comes from the same place. Written with riskradar.bulk.rows_insert, in the caller's transaction.
+    address comes from the same place. Written with riskradar.bulk.values_insert, in the caller's transaction.
     """
     if auditlog_disabled.get():
         return 0
@@ -279,23 +289,23 @@ def auditlog_changes_record(
         )
         pk = instance.pk
         entries.append(
-            LogEntry(
-                content_type=ContentType.objects.get_for_model(instance),
-                object_pk=smart_str(pk),
-                object_id=pk if isinstance(pk, int) else None,
-                object_repr=smart_str(instance),
-                action=action,
-                changes=diff,
-                actor_id=actor.pk if actor is not None else None,
-                actor_email=getattr(actor, "email", None) if actor is not None else None,
-                remote_addr=remote_addr,
-                remote_port=context.get("remote_port"),
-                cid=cid,
-                timestamp=now,
-                additional_data=additional_data,
-            )
+            {
+                "content_type_id": ContentType.objects.get_for_model(instance).pk,
+                "object_pk": smart_str(pk),
+                "object_id": pk if isinstance(pk, int) else None,
+                "object_repr": smart_str(instance),
+                "action": action,
+                "changes": diff,
+                "actor_id": actor.pk if actor is not None else None,
+                "actor_email": getattr(actor, "email", None) if actor is not None else None,
+                "remote_addr": remote_addr,
+                "remote_port": context.get("remote_port"),
+                "cid": cid,
+                "timestamp": now,
+                "additional_data": additional_data,
+            }
         )
-    rows_insert(entries)
+    values_insert(LogEntry, entries)
     return len(entries)
 
 
