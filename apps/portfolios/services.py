@@ -579,8 +579,8 @@ def _batch_book_locked(valid: list[_BatchTrade], result: BatchBookingResult, *, 
         return
     trades = [
         Trade(
-            portfolio=c.portfolio,
-            instrument=c.instrument,
+            portfolio_id=c.portfolio.pk,  # ids: assigning an instance runs the relation descriptor's checks per trade
+            instrument_id=c.instrument.pk,
             source=source,
             booked_by=booked_by,
             note=c.note,
