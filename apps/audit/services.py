@@ -144,21 +144,24 @@ def _auditlog_context() -> dict:
     return context
 
 
-def _diff(old, new) -> dict | None:
+def _diff(old, new, json_changes: bool | None = None) -> dict | None:
     """model_instance_diff(old, new), comparing the model's fields with _field_reader's readers.
 
-    Masked fields, JSON-valued changes and include/exclude lists take auditlog's own path.
+    Masked fields, JSON-valued changes and include/exclude lists take auditlog's own path. `json_changes` as
+    for _creation_diff.
     """
+    if json_changes is None:
+        json_changes = settings.AUDITLOG_STORE_JSON_CHANGES
     model = type(new)
     registered = auditlog.get_model_fields(model) if old is not None and type(old) is model else None
     if (
         registered is None
-        or settings.AUDITLOG_STORE_JSON_CHANGES
+        or json_changes
         or registered["mask_fields"]
         or registered["include_fields"]
         or registered["exclude_fields"]
     ):
-        return model_instance_diff(old, new, use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES)
+        return model_instance_diff(old, new, use_json_for_changes=json_changes)
     diff = {}
     for name, read in _update_readers(model):
         before, after = read(old), read(new)
@@ -239,19 +242,22 @@ def _readers_forget(*, setting, **kwargs) -> None:
         _update_readers.cache_clear()
 
 
-def _creation_diff(new) -> dict | None:
+def _creation_diff(new, json_changes: bool | None = None) -> dict | None:
     """model_instance_diff(None, new), with the fields and their readers worked out once per model.
 
-    Masked fields and JSON-valued changes take the general path.
+    Masked fields and JSON-valued changes take the general path. `json_changes` is
+    settings.AUDITLOG_STORE_JSON_CHANGES, read once by a caller diffing thousands of rows.
     """
+    if json_changes is None:
+        json_changes = settings.AUDITLOG_STORE_JSON_CHANGES
     model = type(new)
-    if settings.AUDITLOG_STORE_JSON_CHANGES or auditlog.get_model_fields(model)["mask_fields"]:
-        return model_instance_diff(None, new, use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES)
+    if json_changes or auditlog.get_model_fields(model)["mask_fields"]:
+        return model_instance_diff(None, new, use_json_for_changes=json_changes)
     diff = {}
     for name, read in _creation_readers(model):
         value = read(new)
         if value != "None":  # what a missing old row gives (the string), compared as model_instance_diff does
-            diff[name] = ("None", smart_str(value))
+            diff[name] = ("None", value if type(value) is str else smart_str(value))
     return diff or None
 
 
@@ -276,12 +282,13 @@ def auditlog_changes_record(
     remote_addr = context.get("remote_addr") or client_ip(request)
     cid = get_cid()
     now = timezone.now()
+    json_changes = settings.AUDITLOG_STORE_JSON_CHANGES
     entries = []
     for old, new in changes:
         instance = new if new is not None else old
         if instance is None or not auditlog.contains(instance._meta.model):
             continue
-        diff = _creation_diff(new) if old is None else _diff(old, new)
+        diff = _creation_diff(new, json_changes) if old is None else _diff(old, new, json_changes)
         if not diff:
             continue
         action = (

@@ -17,6 +17,8 @@ from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeSource
 from apps.portfolios.positions import PositionState, apply_fill
 from riskradar.bulk import AnyOf, rows_insert, rows_update
 
+SIDES = frozenset(Side.values)  # Side.values builds a new list at every use
+
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_ABS_QUANTITY = Decimal("1e15")
 MAX_PRICE = Decimal("1e15")
@@ -87,7 +89,7 @@ def check_trade(
             errors[field] = size_message
         else:
             cleaned[field] = number
-    if side not in Side.values:
+    if side not in SIDES:
         errors["side"] = ERR_SIDE
     if not isinstance(traded_at, dt.datetime) or timezone.is_naive(traded_at):
         errors["traded_at"] = ERR_NAIVE

@@ -114,6 +114,7 @@ SCENARIO_FIELDS = (
     "symbol_moves",
     "is_active",
 )
+SEVERITIES = frozenset(Severity.values)  # Severity.values builds a new list at every use
 
 
 # ------------------------------------------------------------------------------ JSON and numbers
@@ -332,7 +333,7 @@ def snapshot_fields(calculation: Calculation) -> dict:
         "current_drawdown": _finite(stats.current_drawdown) if stats else None,
         "beta": _finite(stats.beta) if stats else None,
         "risk_score": min(max(_finite(result.score.score) or 0.0, 0.0), 1.0),
-        "severity": result.score.severity if result.score.severity in Severity.values else Severity.NONE,
+        "severity": result.score.severity if result.score.severity in SEVERITIES else Severity.NONE,
         "figures": json_clean(result.var),
         "stats": {**(json_clean(stats) or {}), "scenario_days": result.scenario_days} if stats else {},
         "contributions": contributions,
@@ -548,7 +549,7 @@ def quick_snapshot_fields(
         "var": _money(max(var_value, 0.0)),
         "es": _money(max(es_value, 0.0)),
         "risk_score": min(max(_finite(risk_score) or 0.0, 0.0), 1.0),
-        "severity": severity if severity in Severity.values else Severity.NONE,
+        "severity": severity if severity in SEVERITIES else Severity.NONE,
         "figures": json_clean(batch.figures(k)),
         "score_features": features,
         "warnings": [*inputs.warnings, WARN_QUICK.format(source=source)],
@@ -1048,7 +1049,7 @@ def live_snapshot_fields(
         "current_drawdown": _finite(stats.current_drawdown) if stats else None,
         "beta": _finite(stats.beta) if stats else None,
         "risk_score": min(max(_finite(result_score.score) or 0.0, 0.0), 1.0),
-        "severity": result_score.severity if result_score.severity in Severity.values else Severity.NONE,
+        "severity": result_score.severity if result_score.severity in SEVERITIES else Severity.NONE,
         "figures": figures,
         "stats": stats_json,
         "contributions": contributions,
@@ -1127,7 +1128,7 @@ def symbol_signals_refresh(*, as_of: dt.datetime | None = None) -> int:
                 volatility_zscore=_finite(signal.vol_zscore) or 0.0,
                 return_zscore=_finite(signal.return_zscore) or 0.0,
                 drawdown=_finite(signal.drawdown) or 0.0,
-                severity=signal.severity if signal.severity in Severity.values else Severity.NONE,
+                severity=signal.severity if signal.severity in SEVERITIES else Severity.NONE,
             )
         )
     SymbolSignal.objects.bulk_create(rows)

@@ -11,8 +11,8 @@ from apps.portfolios.imports.common import CellReader, Lookup, apply_rows, open_
 from apps.portfolios.imports.formats import TRADE_OPTIONAL, TRADE_REQUIRED
 from apps.portfolios.imports.reading import parse_datetime, parse_decimal
 from apps.portfolios.imports.result import Action, ImportResult
-from apps.portfolios.models import Portfolio, Side, TradeSource
-from apps.portfolios.services import trade_book
+from apps.portfolios.models import Portfolio, TradeSource
+from apps.portfolios.services import SIDES, trade_book
 
 MAX_EXTERNAL_ID = 100
 MAX_NOTE = 500
@@ -56,7 +56,7 @@ def trades_import(*, file: BinaryIO, result: ImportResult, max_bytes: int, user=
         if instrument is None:
             cells.fail("symbol", E.ERR_UNKNOWN_SYMBOL.format(symbol=symbol) if symbol else E.ERR_REQUIRED)
         side = cells.text("side").upper()
-        if side not in Side.values:
+        if side not in SIDES:
             cells.fail("side", E.ERR_SIDE.format(value=cells.text("side")))
         quantity = cells.parse("quantity", parse_decimal, positive=True)
         price = cells.parse("price", parse_decimal, positive=True)
