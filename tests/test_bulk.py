@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.portfolios.models import Trade
 from apps.risk.models import RiskSnapshot
-from riskradar.bulk import ROWS_PER_STATEMENT, AnyOf, rows_insert, rows_update, values_insert
+from riskradar.bulk import ROWS_PER_STATEMENT, AnyOf, rows_insert, rows_insert_new, rows_update, values_insert
 from tests.factories import AlertFactory, InstrumentFactory, PortfolioFactory, RiskSnapshotFactory
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +219,30 @@ def test_rows_update_stores_decimals_and_nulls_as_bulk_update_does():
     assert set(AlertRule.objects.filter(pk__in=[r.pk for r in rules]).values_list("scope_portfolio", "scope")) == {
         (None, "all")
     }
+
+
+def test_rows_insert_new_skips_rows_a_unique_constraint_has_and_inserts_the_rest():
+    from apps.market.models import Tick
+
+    instrument = InstrumentFactory()
+    at = dt.datetime(2026, 3, 2, 9, 15, tzinfo=dt.UTC)
+    Tick.objects.create(instrument=instrument, ts=at, price=Decimal("100"), source="first")
+
+    def ticks(n, source):
+        return [
+            Tick(
+                instrument=instrument, ts=at + dt.timedelta(seconds=k), price=Decimal("100.12345678") + k, source=source
+            )
+            for k in range(n)
+        ]
+
+    with transaction.atomic():
+        rows_insert_new(ticks(3, "second"))  # the first is there already
+    stored = list(Tick.objects.filter(instrument=instrument).order_by("ts").values_list("price", "source"))
+    assert stored == [
+        (Decimal("100"), "first"),
+        (Decimal("101.12345678"), "second"),
+        (Decimal("102.12345678"), "second"),
+    ]
+    assert Tick.objects.filter(instrument=instrument, received_at__isnull=True).count() == 0  # auto_now_add
+    rows_insert_new([])

@@ -19,6 +19,7 @@ from apps.market.history import price_history_changed
 from apps.market.models import PRICE, FeedKind, FeedState, Instrument, PriceBar, Quote, Tick
 from apps.stream.publish import publish_many
 from riskradar import metrics
+from riskradar.bulk import rows_insert_new
 
 logger = logging.getLogger(__name__)
 
@@ -238,13 +239,12 @@ def _store(candidates: list[_Candidate], result: TickIngestResult, *, source: st
         fresh.append(candidate)
     if not fresh:
         return
-    # ignore_conflicts: a concurrent batch with the same tick wins quietly instead of failing this one.
-    Tick.objects.bulk_create(
+    # Conflicts ignored: a concurrent batch with the same tick wins quietly instead of failing this one.
+    rows_insert_new(
         [
             Tick(instrument_id=c.instrument_id, ts=c.ts, price=c.price, source=source)
             for c in sorted(fresh, key=lambda c: (c.instrument_id, c.ts))
-        ],
-        ignore_conflicts=True,
+        ]
     )
     newest: dict[int, _Candidate] = {}
     for candidate in fresh:
@@ -267,24 +267,17 @@ def _store(candidates: list[_Candidate], result: TickIngestResult, *, source: st
 def _quotes_move_forward(newest: list[_Candidate], *, source: str) -> None:
     """Upsert each instrument's quote to its newest tick, only where that tick is newer than the stored quote.
 
-    One statement for the batch; the WHERE of the conflict clause keeps a quote from moving back in time
-    even against a concurrent writer.
+    One statement for the batch (on PostgreSQL the rows come as one array per column, unnest()); the WHERE of
+    the conflict clause keeps a quote from moving back in time even against a concurrent writer.
     """
     meta = Quote._meta
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    columns = [meta.get_field(name).column for name in ("instrument", "price", "ts", "source", "updated_at")]
-    column_list = ", ".join(map(quote, columns))
-    updated = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns[1:])
-    ts_column = quote(meta.get_field("ts").column)
-    sql = (
-        f"INSERT INTO {table} ({column_list}) VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({quote(meta.get_field('instrument').column)}) DO UPDATE SET {updated} "
-        f"WHERE {table}.{ts_column} < excluded.{ts_column}"
-    )
+    names = ("instrument", "price", "ts", "source", "updated_at")
+    columns = [meta.get_field(name).column for name in names]
     ops = connection.ops
     updated_at = ops.adapt_datetimefield_value(timezone.now())
-    params = [
+    rows = [
         (
             c.instrument_id,
             ops.adapt_decimalfield_value(c.price, PRICE["max_digits"], PRICE["decimal_places"]),
@@ -294,8 +287,24 @@ def _quotes_move_forward(newest: list[_Candidate], *, source: str) -> None:
         )
         for c in newest
     ]
+    postgres = connection.vendor == "postgresql"
+    if postgres:
+        arrays = ", ".join(f"%s::{meta.get_field(name).db_type(connection)}[]" for name in names)
+        values = f"SELECT * FROM unnest({arrays})"
+    else:
+        values = f"VALUES ({', '.join(['%s'] * len(columns))})"
+    updated = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns[1:])
+    ts_column = quote(meta.get_field("ts").column)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(map(quote, columns))}) {values} "
+        f"ON CONFLICT ({quote(meta.get_field('instrument').column)}) DO UPDATE SET {updated} "
+        f"WHERE {table}.{ts_column} < excluded.{ts_column}"
+    )
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        if postgres:
+            cursor.execute(sql, [[row[k] for row in rows] for k in range(len(columns))])
+        else:
+            cursor.executemany(sql, rows)
 
 
 def _previous_closes(newest: dict[int, _Candidate]) -> dict[int, Decimal]:

@@ -56,6 +56,7 @@ from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position
 from apps.risk.models import PendingDeskRecalculation, PendingRecalculation, RiskSnapshot, SnapshotKind
 from riskradar import metrics
+from riskradar.bulk import AnyOf
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def affected_portfolios(*, instrument_ids: Iterable[int]) -> list[int]:
     ids = sorted({int(pk) for pk in instrument_ids})
     if not ids:
         return []
-    moved = Q(instrument_id__in=ids) | Q(instrument__underlying_id__in=ids)
+    moved = Q(AnyOf("instrument_id", ids)) | Q(AnyOf("instrument__underlying_id", ids))
     for first, second in _fx_pairs(ids):
         moved |= Q(instrument__currency=first, portfolio__base_currency=second)
         moved |= Q(instrument__currency=second, portfolio__base_currency=first)
@@ -146,11 +147,14 @@ def _mark_pending(portfolio_ids: list[int]) -> list[int]:
     """Insert a pending mark for each portfolio that has none; return the ids whose mark this call created."""
     table = connection.ops.quote_name(PendingRecalculation._meta.db_table)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    values = ", ".join(["(%s, %s)"] * len(portfolio_ids))
-    params = [value for pk in portfolio_ids for value in (pk, now)]
+    if connection.vendor == "postgresql":  # one array parameter rather than a thousand rows of placeholders
+        values, params = "SELECT unnest(%s::bigint[]), %s", [portfolio_ids, now]
+    else:
+        values = "VALUES " + ", ".join(["(%s, %s)"] * len(portfolio_ids))
+        params = [value for pk in portfolio_ids for value in (pk, now)]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (portfolio_id, requested_at) VALUES {values} "
+            f"INSERT INTO {table} (portfolio_id, requested_at) {values} "
             "ON CONFLICT (portfolio_id) DO NOTHING RETURNING portfolio_id",
             params,
         )
@@ -195,7 +199,7 @@ def _enqueue(portfolio_ids: list[int], *, positions_changed: Iterable[int] = ())
 
     with transaction.atomic():
         stale = timezone.now() - PENDING_TTL
-        PendingRecalculation.objects.filter(portfolio_id__in=portfolio_ids, requested_at__lt=stale).delete()
+        PendingRecalculation.objects.filter(AnyOf("portfolio_id", portfolio_ids), requested_at__lt=stale).delete()
         PendingDeskRecalculation.objects.filter(key=DESK_QUEUED, requested_at__lt=stale).delete()
         created = _mark_pending(portfolio_ids)
         if not created:
