@@ -8,7 +8,9 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -617,12 +619,7 @@ def _batch_positions(fresh: list[_BatchTrade]) -> list[tuple[Position | None, Po
     fills: dict[tuple[int, int], list[_BatchTrade]] = {}
     for candidate in fresh:
         fills.setdefault((candidate.portfolio.pk, candidate.instrument.pk), []).append(candidate)
-    stored = {
-        (p.portfolio_id, p.instrument_id): p
-        for p in Position.objects.filter(
-            portfolio_id__in={key[0] for key in fills}, instrument_id__in={key[1] for key in fills}
-        )
-    }
+    stored = {(p.portfolio_id, p.instrument_id): p for p in _positions_of(list(fills))}
     now = timezone.now()
     changed, created, moved = [], [], []
     for key, batch in fills.items():
@@ -655,6 +652,25 @@ def _batch_positions(fresh: list[_BatchTrade]) -> list[tuple[Position | None, Po
     rows_insert(created)
     _positions_write(changed)
     return moved
+
+
+def _positions_of(pairs: list[tuple[int, int]]) -> QuerySet:
+    """The stored positions of these (portfolio id, instrument id) pairs.
+
+    On PostgreSQL exactly those (a join with the pairs as two arrays); elsewhere every position of the
+    portfolios in any of the instruments, a superset the caller picks from.
+    """
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Position._meta.db_table)
+        exact = RawSQL(
+            f"SELECT p.id FROM {table} p JOIN unnest(%s::bigint[], %s::bigint[]) AS k(portfolio_id, instrument_id) "
+            "ON p.portfolio_id = k.portfolio_id AND p.instrument_id = k.instrument_id",
+            [[pair[0] for pair in pairs], [pair[1] for pair in pairs]],
+        )
+        return Position.objects.filter(pk__in=exact)
+    return Position.objects.filter(
+        portfolio_id__in={pair[0] for pair in pairs}, instrument_id__in={pair[1] for pair in pairs}
+    )
 
 
 def _positions_write(positions: list[Position]) -> None:
