@@ -146,12 +146,8 @@ def test_concurrent_writers_never_fork_the_chain():
     assert audit_verify().ok and audit_verify().checked == 80
 
 
-@pytest.mark.django_db
-def test_creation_entries_of_a_bulk_write_match_auditlogs_own_diff():
-    """The per-model field list of auditlog_changes_record gives model_instance_diff's changes for created rows."""
-    from auditlog.diff import model_instance_diff
-
-    from apps.audit.services import _creation_diff
+def _audited_rows(traded_at):
+    """A portfolio, an instrument, a trade, a position and an alert (registered with include_fields)."""
     from apps.portfolios.models import Position, Trade
     from tests.factories import AlertFactory, InstrumentFactory, PortfolioFactory
 
@@ -163,10 +159,20 @@ def test_creation_entries_of_a_bulk_write_match_auditlogs_own_diff():
         side="BUY",
         quantity="2.5",
         price="101.25",
-        traded_at=timezone.now(),
+        traded_at=traded_at,
     )
     position = Position.objects.create(portfolio=portfolio, instrument=instrument, quantity="2.5")
-    alert = AlertFactory(portfolio=portfolio)  # registered with include_fields: only those are compared
+    return portfolio, instrument, trade, position, AlertFactory(portfolio=portfolio)
+
+
+@pytest.mark.django_db
+def test_creation_entries_of_a_bulk_write_match_auditlogs_own_diff():
+    """The per-model field list of auditlog_changes_record gives model_instance_diff's changes for created rows."""
+    from auditlog.diff import model_instance_diff
+
+    from apps.audit.services import _creation_diff
+
+    portfolio, instrument, trade, position, alert = _audited_rows(timezone.now())
     for row in (trade, position, alert, portfolio, instrument):
         assert _creation_diff(row) == model_instance_diff(None, row), type(row).__name__
 
@@ -181,21 +187,11 @@ def test_update_and_deletion_entries_of_a_bulk_write_match_auditlogs_own_diff():
     from auditlog.diff import model_instance_diff
 
     from apps.audit.services import _diff
-    from apps.portfolios.models import Position, Trade
-    from tests.factories import AlertFactory, InstrumentFactory, PortfolioFactory
+    from tests.factories import InstrumentFactory
 
-    portfolio, instrument, other = PortfolioFactory(), InstrumentFactory(), InstrumentFactory()
-    trade = Trade.objects.create(
-        external_id="T-1",
-        portfolio=portfolio,
-        instrument=instrument,
-        side="BUY",
-        quantity="2.5",
-        price="101.25",
-        traded_at=dt.datetime(2026, 3, 2, 9, 15, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
-    )
-    position = Position.objects.create(portfolio=portfolio, instrument=instrument, quantity="2.5")
-    alert = AlertFactory(portfolio=portfolio)  # registered with include_fields: auditlog's own path
+    ist = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    portfolio, instrument, trade, position, alert = _audited_rows(dt.datetime(2026, 3, 2, 9, 15, 0, 123456, tzinfo=ist))
+    other = InstrumentFactory()
     moves = {
         trade: {
             "instrument": other,
