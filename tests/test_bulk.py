@@ -246,3 +246,36 @@ def test_rows_insert_new_skips_rows_a_unique_constraint_has_and_inserts_the_rest
     ]
     assert Tick.objects.filter(instrument=instrument, received_at__isnull=True).count() == 0  # auto_now_add
     rows_insert_new([])
+
+
+def test_gc_paused_turns_the_collector_off_inside_and_back_as_it_was():
+    import gc
+
+    from riskradar.bulk import gc_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("the pause ends with the block, however it ends")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # it was off: left off
+    finally:
+        gc.enable()
+
+
+def test_a_trade_batch_is_booked_with_the_collector_paused(monkeypatch):
+    import gc
+
+    from apps.portfolios import services
+
+    seen = []
+    real = services._batch_book_locked
+    monkeypatch.setattr(services, "_batch_book_locked", lambda *a, **k: (seen.append(gc.isenabled()), real(*a, **k)))
+    portfolio, instrument = PortfolioFactory(), InstrumentFactory()
+    item = {"portfolio": portfolio.code, "symbol": instrument.symbol, "side": "BUY", "quantity": "1", "price": "10"}
+    result = services.trades_book_batch(items=[{**item, "traded_at": TRADED_AT.isoformat(), "external_id": "gc-1"}])
+    assert result.booked == 1 and seen == [False] and gc.isenabled()

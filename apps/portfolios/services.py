@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeSource
 from apps.portfolios.positions import PositionState, apply_fill
-from riskradar.bulk import AnyOf, rows_insert, rows_update
+from riskradar.bulk import AnyOf, gc_paused, rows_insert, rows_update
 
 SIDES = frozenset(Side.values)  # Side.values builds a new list at every use
 
@@ -486,6 +486,7 @@ def _same_details(a: _BatchTrade, b: _BatchTrade) -> bool:
     return (a.portfolio.pk, a.instrument.pk, a.fields) == (b.portfolio.pk, b.instrument.pk, b.fields)
 
 
+@gc_paused()
 def trades_book_batch(*, items: list, source: str = TradeSource.API, booked_by=None) -> BatchBookingResult:
     """Validate and book a batch of trades in one transaction, update positions in bulk, surveil after the commit.
 
