@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from django.db import connection
 from django.db.models import Count, F, FloatField, Min, Q
 from django.db.models.expressions import RawSQL, Window
@@ -218,13 +217,17 @@ class _Reference:
 
     def notionals(self, columns: _Columns) -> np.ndarray:
         """Return |local notional| x FX rate to each row's portfolio base currency (NaN without a rate)."""
-        pairs = pd.MultiIndex.from_arrays([columns.instrument, columns.client])
-        unique = pairs.unique()
-        rates = np.array(
-            [self.rate(self.instruments[i][0], self.bases[c]) for i, c in unique.tolist()], dtype=np.float64
-        )
-        per_row = rates[unique.get_indexer(pairs)] if len(pairs) else np.zeros(0)
-        return np.abs(columns.local) * per_row
+        if not len(columns.instrument):
+            return np.zeros(0)
+        # A rate per (currency, base) pair, looked up through each row's instrument and client.
+        instruments, instrument_at = np.unique(columns.instrument, return_inverse=True)
+        clients, client_at = np.unique(columns.client, return_inverse=True)
+        currencies = sorted({self.instruments[i][0] for i in instruments.tolist()})
+        bases = sorted({self.bases[c] for c in clients.tolist()})
+        table = np.array([[self.rate(currency, base) for base in bases] for currency in currencies], dtype=np.float64)
+        currency_of = np.array([currencies.index(self.instruments[i][0]) for i in instruments.tolist()])
+        base_of = np.array([bases.index(self.bases[c]) for c in clients.tolist()])
+        return np.abs(columns.local) * table[currency_of[instrument_at], base_of[client_at]]
 
 
 @dataclass

@@ -8,6 +8,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apps.alerts import services
 from apps.alerts.conditions import MAD_SCALE
@@ -280,3 +282,35 @@ def _aware_time(value):
     from apps.alerts.trade_frames import _aware
 
     return _aware(value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(1, 6), st.integers(1, 5), st.floats(-1e9, 1e9, allow_nan=False)), min_size=0, max_size=60
+    )
+)
+def test_notionals_in_base_currency_are_each_row_s_own_conversion(rows):
+    """Each row's |local notional| times the rate from its instrument's currency to its client's base currency,
+    NaN where no rate links the two (the reference computes one rate per pair and looks rows up through it)."""
+    from apps.alerts.trade_frames import _Columns, _Reference
+    from apps.market.selectors import FxTable
+
+    fx = FxTable({("USD", "INR"): Decimal("83.5"), ("EUR", "USD"): Decimal("1.08"), ("GBP", "USD"): Decimal("1.27")})
+    reference = _Reference(fx)
+    reference.instruments = {i: (("INR", "USD", "EUR", "JPY", "USD", "GBP")[i - 1], 0) for i in range(1, 7)}
+    reference.bases = {c: ("INR", "USD", "GBP", "INR", "USD")[c - 1] for c in range(1, 6)}
+    n = len(rows)
+    columns = _Columns(
+        seq=np.arange(n, dtype=np.int64),
+        client=np.array([r[1] for r in rows], dtype=np.int64),
+        instrument=np.array([r[0] for r in rows], dtype=np.int64),
+        ts=np.zeros(n, dtype=np.int64),
+        side=np.zeros(n, dtype=np.int64),
+        local=np.array([r[2] for r in rows], dtype=np.float64),
+    )
+    expected = []
+    for instrument, client, local in rows:
+        rate = fx.rate(reference.instruments[instrument][0], reference.bases[client])
+        expected.append(abs(local) * float(rate) if rate is not None else np.nan)
+    np.testing.assert_array_equal(reference.notionals(columns), np.array(expected, dtype=np.float64))
