@@ -1,4 +1,5 @@
-"""Fast inserts and updates for the hot bulk paths (batch trade booking, live risk snapshots, alert repeats)."""
+"""Fast bulk writes and lookups for the hot paths (batch trade booking, tick ingestion, live risk snapshots, alert
+repeats): inserts, updates and upserts in few statements, lookups by thousands of ids, a pause of the collector."""
 
 import contextlib
 import datetime as dt
@@ -22,8 +23,8 @@ ROWS_PER_STATEMENT = 500  # 32,766 parameters at most on SQLite: enough for 500 
 def gc_paused() -> Iterator[None]:
     """Run a bulk operation without the cyclic garbage collector, which it would otherwise set off many times.
 
-    A batch of 5,000 trades or a desk run of 500 snapshots allocates a few hundred thousand objects, and the
-    collector's passes over the whole heap took 15% of a batch. Reference counting still frees everything
+    A batch of 5,000 trades allocates a few hundred thousand objects, and the collector's passes over the
+    whole heap took 15% of the batch. Reference counting still frees everything
     that is not in a cycle; the collector resumes at the end (of overlapping pauses in several threads, when
     the one that found it on ends). Use it as a context manager or as a decorator, @gc_paused().
     """
@@ -70,15 +71,7 @@ def rows_insert(objs: list[models.Model]) -> None:
         return
     model = type(objs[0])
     connection = connections[router.db_for_write(model)]
-    now = timezone.now()
-    for f in _insert_fields(model):
-        if getattr(f, "auto_now", False):
-            for obj in objs:
-                setattr(obj, f.attname, now)
-        elif getattr(f, "auto_now_add", False):
-            for obj in objs:
-                if getattr(obj, f.attname) is None:
-                    setattr(obj, f.attname, now)
+    _stamp(objs, _insert_fields(model))
     attnames = [f.attname for f in _insert_fields(model)]
     ids = _insert(model, connection, [[getattr(obj, attname) for attname in attnames] for obj in objs])
     for obj, pk in zip(objs, ids, strict=True):
@@ -111,6 +104,19 @@ def values_insert(model: type[models.Model], rows: list[dict]) -> list[int]:
 
 def _insert_fields(model: type[models.Model]) -> list[models.Field]:
     return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+def _stamp(objs: list[models.Model], fields: list[models.Field]) -> None:
+    """Give auto_now fields, and auto_now_add fields still empty, one time for all the objects (as a save would)."""
+    now = timezone.now()
+    for f in fields:
+        if getattr(f, "auto_now", False):
+            for obj in objs:
+                setattr(obj, f.attname, now)
+        elif getattr(f, "auto_now_add", False):
+            for obj in objs:
+                if getattr(obj, f.attname) is None:
+                    setattr(obj, f.attname, now)
 
 
 def _insert(model: type[models.Model], connection, values: list[list]) -> list[int]:
@@ -184,12 +190,7 @@ def rows_insert_new(objs: list[models.Model]) -> None:
         model._default_manager.bulk_create(objs, ignore_conflicts=True)
         return
     fields = _insert_fields(model)
-    now = timezone.now()
-    for f in fields:
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-            for obj in objs:
-                if getattr(f, "auto_now", False) or getattr(obj, f.attname) is None:
-                    setattr(obj, f.attname, now)
+    _stamp(objs, fields)
     arrays, params = _arrays(connection, fields, objs)
     quote = connection.ops.quote_name
     sql = (
