@@ -222,11 +222,11 @@ class _Reference:
         # A rate per (currency, base) pair, looked up through each row's instrument and client.
         instruments, instrument_at = np.unique(columns.instrument, return_inverse=True)
         clients, client_at = np.unique(columns.client, return_inverse=True)
-        currencies = sorted({self.instruments[i][0] for i in instruments.tolist()})
-        bases = sorted({self.bases[c] for c in clients.tolist()})
+        currencies = {currency: n for n, currency in enumerate({self.instruments[i][0] for i in instruments.tolist()})}
+        bases = {base: n for n, base in enumerate({self.bases[c] for c in clients.tolist()})}
         table = np.array([[self.rate(currency, base) for base in bases] for currency in currencies], dtype=np.float64)
-        currency_of = np.array([currencies.index(self.instruments[i][0]) for i in instruments.tolist()])
-        base_of = np.array([bases.index(self.bases[c]) for c in clients.tolist()])
+        currency_of = np.array([currencies[self.instruments[i][0]] for i in instruments.tolist()])
+        base_of = np.array([bases[self.bases[c]] for c in clients.tolist()])
         return np.abs(columns.local) * table[currency_of[instrument_at], base_of[client_at]]
 
 

@@ -229,8 +229,9 @@ def _creation_readers(model) -> tuple:
 
 @functools.cache
 def _update_readers(model) -> tuple:
-    """(name, reader) of the fields model_instance_diff compares for an updated row, in its order."""
-    fields = set(model._meta.fields + model._meta.fields)
+    """(name, reader) of the fields model_instance_diff compares for an updated row, in its order (a set of the
+    model's fields: it takes the set of both rows' fields, the same fields)."""
+    fields = set(model._meta.fields)
     return tuple((f.name, _field_reader(f)) for f in fields)
 
 
