@@ -68,7 +68,7 @@ from apps.alerts.selectors import (
     snapshots_latest,
     symbol_exposures,
 )
-from apps.alerts.trade_frames import ID_CHUNK, from_us, scope_key, trade_frames_load
+from apps.alerts.trade_frames import ALL, ASSET_CLASSES, ID_CHUNK, from_us, scope_key, trade_frames_load
 from apps.audit.models import AuditAction
 from apps.audit.services import audit_record, audit_record_many, auditlog_changes_record
 from apps.market.models import Instrument, Tick
@@ -1292,9 +1292,26 @@ def _evaluate_zscore(rule: AlertRule, frames, ctx, result, lookup: _TradeLookup)
 
 
 def _evaluate_scores(frames, model, ctx, result: TradeEvaluationResult) -> None:
-    """Score the targets with the model in force and pass the scores to the anomaly hook, all at once."""
+    """Score the targets with the model in force and raise the anomaly alerts, all at once.
+
+    What evaluate_trade_anomaly_scores does with the scores, the trades' client, instrument and asset class
+    taken from the frame rather than read again.
+    """
     result.scores = detector.trades_score(model, frames)
-    result.merge(evaluate_trade_anomaly_scores(scores=result.scores, now=ctx.now))
+    frame = frames.frame(ALL)
+    targets = frame.targets
+    rows = [
+        (pk, client, instrument, ASSET_CLASSES[code])
+        for pk, client, instrument, code in zip(
+            frame.seq[targets].tolist(),
+            frame.client[targets].tolist(),
+            frame.instrument[targets].tolist(),
+            frame.asset_class[targets].tolist(),
+            strict=True,
+        )
+        if pk in result.scores
+    ]
+    result.merge(_anomalies_evaluate(rows, result.scores, ctx))
 
 
 def evaluate_trades(*, trade_ids: Iterable[int], now: dt.datetime | None = None) -> TradeEvaluationResult:
@@ -1407,43 +1424,50 @@ def evaluate_trade_anomaly_scores(*, scores: dict[int, float], now: dt.datetime 
         if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
             raise ValidationError({"score": ERR_SCORE})
     ctx = EvaluationContext(now)
-    result = EvaluationResult()
-    rules = rules_enabled([RuleKind.TRADE_ANOMALY])
     ids = sorted(int(pk) for pk in scores)
-    rows = []
+    rows, lookup = [], _TradeLookup()
     for start in range(0, len(ids), ID_CHUNK):
         chunk = Trade.objects.filter(AnyOf("pk", ids[start : start + ID_CHUNK]))
-        rows += chunk.values_list("pk", "external_id", "portfolio_id", "instrument_id", "instrument__asset_class")
+        for pk, external_id, *rest in chunk.values_list(
+            "pk", "external_id", "portfolio_id", "instrument_id", "instrument__asset_class"
+        ):
+            rows.append((pk, *rest))
+            lookup.trades[pk] = TradeRef(pk, external_id)
     missing = set(ids) - {row[0] for row in rows}
     if missing:
         raise Trade.DoesNotExist(f"No trade with id {min(missing)}.")
+    return _anomalies_evaluate(rows, scores, ctx, lookup)
+
+
+def _anomalies_evaluate(rows: list[tuple], scores: dict, ctx, lookup=None) -> EvaluationResult:
+    """Run the TRADE_ANOMALY rules over scored trades given as (pk, portfolio, instrument, asset class) rows."""
+    result = EvaluationResult()
+    rules = rules_enabled([RuleKind.TRADE_ANOMALY])
     if not rules:
         return result
-    order = {pk: n for n, pk in enumerate(ids)}
-    rows.sort(key=lambda row: (row[2], order[row[0]]))
-    lookup = _TradeLookup()
-    lookup.trades.update({row[0]: TradeRef(row[0], row[1]) for row in rows})
+    rows = sorted(rows, key=lambda row: (row[1], row[0]))  # each client's trades in booking order
+    lookup = lookup or _TradeLookup()
     for rule in rules:
         _run(rule, _evaluate_anomalies, rows, scores, lookup, ctx, result)
     return result
 
 
 def _evaluate_anomalies(rule: AlertRule, rows: list[tuple], scores: dict, lookup, ctx, result) -> None:
-    """Raise the rule's alerts for the trades (pk, external id, portfolio, instrument, asset class) it covers."""
+    """Raise the rule's alerts for the trades (pk, portfolio, instrument, asset class) it covers."""
     covered = [
         row
         for row in rows
-        if (rule.scope != Scope.PORTFOLIO or row[2] == rule.scope_portfolio_id)
-        and (rule.scope != Scope.INSTRUMENT or row[3] == rule.scope_instrument_id)
-        and (rule.scope != Scope.ASSET_CLASS or row[4] == rule.scope_asset_class)
+        if (rule.scope != Scope.PORTFOLIO or row[1] == rule.scope_portfolio_id)
+        and (rule.scope != Scope.INSTRUMENT or row[2] == rule.scope_instrument_id)
+        and (rule.scope != Scope.ASSET_CLASS or row[3] == rule.scope_asset_class)
     ]
     result.evaluated += len(covered)
     breaches = [row for row in covered if float(scores[row[0]]) > rule.parameters["threshold"]]
     if not breaches:
         return
-    lookup.load(trade_ids=[], portfolio_ids=[row[2] for row in breaches])
+    lookup.load(trade_ids=[row[0] for row in breaches], portfolio_ids=[row[1] for row in breaches])
     observations = [
-        _anomaly_result(rule, lookup.subjects[row[2]], trade=lookup.trades[row[0]], score=float(scores[row[0]]))
+        _anomaly_result(rule, lookup.subjects[row[1]], trade=lookup.trades[row[0]], score=float(scores[row[0]]))
         for row in breaches
     ]
     _apply_in_order(rule, observations, result, ctx, set())

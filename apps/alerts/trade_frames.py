@@ -33,6 +33,7 @@ from apps.portfolios.models import Portfolio, Side, Trade
 from riskradar.bulk import AnyOf
 
 ASSET_CLASS_CODES = {value: code for code, value in enumerate(AssetClass.values)}
+ASSET_CLASSES = tuple(AssetClass.values)  # by code
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 ONE_US = dt.timedelta(microseconds=1)
 # A rule that counts every trade of a client; the others count one instrument or one asset class.
