@@ -6,9 +6,10 @@ import datetime as dt
 import gc
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
+import numpy as np
 import orjson
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, models, router
@@ -267,6 +268,49 @@ def _copy_rows(connection, meta, table: str, columns: list[str], rows: list[list
                 {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - started:.3f}"}
             )
     return ids
+
+
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def copy_out(connection, sql: str, params: list, fields: Iterable[tuple[str, str]]) -> np.ndarray:
+    """Run a query on PostgreSQL as binary COPY and return its rows as a numpy record array, without a tuple each.
+
+    `fields` names each column with its numpy type ("i8" for bigint and timestamptz, "f8" for double
+    precision, "?" for boolean): every column must be fixed width and never NULL, which is checked (ValueError
+    otherwise). Values come as the database sends them: a timestamptz is microseconds since 2000-01-01. For
+    reads of a hundred thousand rows, whose tuples cost the driver several times the query itself.
+    """
+    fields = list(fields)
+    layout = np.dtype(
+        [("count", ">i2"), *((spec for name, kind in fields for spec in ((f"{name}.n", ">i4"), (name, ">" + kind))))]
+    )
+    data = bytearray()
+    started = time.monotonic()
+    statement = f"COPY ({sql}) TO STDOUT (FORMAT BINARY)"
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(statement, params) as copy:
+        for block in copy:
+            data += block
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {"sql": f"{statement} -- {params!r}", "time": f"{time.monotonic() - started:.3f}"}
+        )
+    if data[: len(COPY_SIGNATURE)] != COPY_SIGNATURE:
+        raise ValueError("not a binary COPY stream")
+    start = len(COPY_SIGNATURE) + 4  # then the flags, and the header extension's length
+    start += 4 + int.from_bytes(data[start : start + 4], "big")
+    count = (len(data) - start - 2) // layout.itemsize  # the stream ends with a field count of -1
+    rows = np.frombuffer(data, dtype=layout, offset=start, count=count)
+    if (
+        len(data) != start + rows.nbytes + 2
+        or (rows["count"] != len(fields)).any()
+        or any((rows[f"{name}.n"] != np.dtype(kind).itemsize).any() for name, kind in fields)
+    ):
+        raise ValueError("binary COPY rows are not the fields given (a NULL, or another type)")
+    native = np.empty(count, dtype=[(name, kind) for name, kind in fields])
+    for name, _ in fields:
+        native[name] = rows[name]
+    return native
 
 
 def _insert_rows(connection, meta, table: str, columns: list[str], rows: list[list]) -> list[int]:

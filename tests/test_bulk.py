@@ -279,3 +279,47 @@ def test_a_trade_batch_is_booked_with_the_collector_paused(monkeypatch):
     item = {"portfolio": portfolio.code, "symbol": instrument.symbol, "side": "BUY", "quantity": "1", "price": "10"}
     result = services.trades_book_batch(items=[{**item, "traded_at": TRADED_AT.isoformat(), "external_id": "gc-1"}])
     assert result.booked == 1 and seen == [False] and gc.isenabled()
+
+
+postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="binary COPY is PostgreSQL's")
+
+
+@postgresql_only
+def test_copy_out_gives_each_column_as_the_database_sends_it():
+    """Integers, doubles, booleans and times (microseconds since 2000-01-01) come back exactly, row by row."""
+    from riskradar.bulk import copy_out
+
+    portfolio, instrument = PortfolioFactory(), InstrumentFactory()
+    trades = _trades(portfolio, instrument, 7, "COPY")
+    rows_insert(trades)
+    table = Trade._meta.db_table
+    rows = copy_out(
+        connection,
+        f"SELECT id, traded_at, side = %s, (quantity * price)::double precision FROM {table} WHERE portfolio_id = %s "
+        "ORDER BY id",
+        ["BUY", portfolio.pk],
+        [("id", "i8"), ("at", "i8"), ("buy", "?"), ("value", "f8")],
+    )
+    since_2000 = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    assert rows["id"].tolist() == [t.pk for t in trades]
+    assert rows["at"].tolist() == [(t.traded_at - since_2000) // dt.timedelta(microseconds=1) for t in trades]
+    assert rows["buy"].tolist() == [t.side == "BUY" for t in trades]
+    assert rows["value"].tolist() == [float(t.quantity * t.price) for t in trades]
+    empty = copy_out(connection, f"SELECT id FROM {table} WHERE false", [], [("id", "i8")])
+    assert empty.dtype.names == ("id",) and len(empty) == 0
+
+
+@postgresql_only
+@pytest.mark.parametrize(
+    ("sql", "fields"),
+    [
+        ("SELECT 1::bigint, NULL::bigint", [("a", "i8"), ("b", "i8")]),  # a NULL
+        ("SELECT 1::integer", [("a", "i8")]),  # a narrower type than said
+        ("SELECT 1::bigint, 2::bigint", [("a", "i8")]),  # more columns than said
+    ],
+)
+def test_copy_out_refuses_rows_that_are_not_the_fields_given(sql, fields):
+    from riskradar.bulk import copy_out
+
+    with pytest.raises(ValueError, match="not the fields given"):
+        copy_out(connection, sql, [], fields)

@@ -239,7 +239,7 @@ def test_a_dry_run_replays_the_alerts_that_live_evaluation_raised(rules, relianc
 def test_the_tail_is_each_client_s_last_trades_of_the_scope_before_the_edge(scope):
     """The z-score's prefix rows: per client, the `lookback` latest trades of the rule's scope at or before the
     edge (by time, then booking order), as the straightforward reading of the trades gives them."""
-    from apps.alerts.trade_frames import _tail_rows, to_us
+    from apps.alerts.trade_frames import _tail_columns, to_us
 
     equity = InstrumentFactory(symbol="EQTAIL", asset_class="equity", multiplier=Decimal("1"))
     crypto = InstrumentFactory(symbol="BTCTAIL", asset_class="crypto", multiplier=Decimal("2.5"))
@@ -271,17 +271,15 @@ def test_the_tail_is_each_client_s_last_trades_of_the_scope_before_the_edge(scop
             trades = trades.filter(instrument__asset_class="equity")
         for t in sorted(trades, key=lambda t: (t.traded_at, t.pk), reverse=True)[:lookback]:
             notional = float(t.quantity * t.price * t.instrument.multiplier)
-            expected.append((t.pk, client.pk, t.instrument_id, to_us(t.traded_at), t.side, notional))
-    got = _tail_rows(key, [c.pk for c in clients], edge, lookback)
-    got = [(*row[:3], row[3] if isinstance(row[3], int) else to_us(_aware_time(row[3])), *row[4:]) for row in got]
+            expected.append(
+                (t.pk, client.pk, t.instrument_id, to_us(t.traded_at), 1 if t.side == "BUY" else -1, notional)
+            )
+    tail = _tail_columns(key, [c.pk for c in clients], edge, lookback)
+    got = zip(
+        *(getattr(tail, name).tolist() for name in ("seq", "client", "instrument", "ts", "side", "local")), strict=True
+    )
     assert sorted(got) == sorted(expected)
     assert len(expected) == 2 * lookback  # both trading clients have more than `lookback` such trades
-
-
-def _aware_time(value):
-    from apps.alerts.trade_frames import _aware
-
-    return _aware(value)
 
 
 @settings(max_examples=40, deadline=None)
