@@ -4,7 +4,9 @@ the caller's transaction; auditlog_changes_record() writes django-auditlog entri
 import datetime as dt
 import functools
 import json
+import uuid
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 
 from auditlog.cid import get_cid
 from auditlog.context import auditlog_disabled, auditlog_value
@@ -166,8 +168,17 @@ def _diff(old, new, json_changes: bool | None = None) -> dict | None:
     for name, read in _update_readers(model):
         before, after = read(old), read(new)
         if before != after:
-            diff[name] = (smart_str(before), smart_str(after))
+            diff[name] = (_text(before), _text(after))
     return diff or None
+
+
+# Types whose smart_str is str(): most of what a batch's entries hold, turned into text without its checks.
+_PLAIN_TYPES = frozenset({int, float, bool, Decimal, dt.datetime, dt.date, dt.time, uuid.UUID})
+
+
+def _text(value) -> str:
+    """smart_str(value), the text auditlog stores for a value."""
+    return value if type(value) is str else str(value) if type(value) in _PLAIN_TYPES else smart_str(value)
 
 
 def _field_reader(field) -> Callable[[models.Model], object]:
@@ -209,7 +220,7 @@ def _field_reader(field) -> Callable[[models.Model], object]:
         value = getattr(obj, name)
         if type(value) is str:
             return value
-        value = smart_str(value)
+        value = _text(value)
         return str(value) if type(value).__name__ == "__proxy__" else value
 
     return read_value
@@ -258,7 +269,7 @@ def _creation_diff(new, json_changes: bool | None = None) -> dict | None:
     for name, read in _creation_readers(model):
         value = read(new)
         if value != "None":  # what a missing old row gives (the string), compared as model_instance_diff does
-            diff[name] = ("None", value if type(value) is str else smart_str(value))
+            diff[name] = ("None", _text(value))
     return diff or None
 
 
@@ -285,6 +296,7 @@ def auditlog_changes_record(
     now = timezone.now()
     json_changes = settings.AUDITLOG_STORE_JSON_CHANGES
     entries = []
+    content_types: dict[type, int] = {}
     for old, new in changes:
         instance = new if new is not None else old
         if instance is None or not auditlog.contains(instance._meta.model):
@@ -296,9 +308,12 @@ def auditlog_changes_record(
             LogEntry.Action.CREATE if old is None else LogEntry.Action.DELETE if new is None else LogEntry.Action.UPDATE
         )
         pk = instance.pk
+        model = type(instance)
+        if model not in content_types:
+            content_types[model] = ContentType.objects.get_for_model(instance).pk
         entries.append(
             {
-                "content_type_id": ContentType.objects.get_for_model(instance).pk,
+                "content_type_id": content_types[model],
                 "object_pk": smart_str(pk),
                 "object_id": pk if isinstance(pk, int) else None,
                 "object_repr": smart_str(instance),
