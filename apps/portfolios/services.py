@@ -582,17 +582,7 @@ def _batch_book_locked(valid: list[_BatchTrade], result: BatchBookingResult, *, 
             _reject(item, ERR_EXTERNAL_ID_REUSED.format(external_id=candidate.fields["external_id"]))
     if not fresh:
         return
-    trades = [
-        Trade(
-            portfolio_id=c.portfolio.pk,  # ids: assigning an instance runs the relation descriptor's checks per trade
-            instrument_id=c.instrument.pk,
-            source=source,
-            booked_by=booked_by,
-            note=c.note,
-            **c.fields,
-        )
-        for c in fresh
-    ]
+    trades = _batch_trades(fresh, source=source, booked_by=booked_by)
     rows_insert(trades)
     for candidate, trade in zip(fresh, trades, strict=True):
         candidate.trade = trade
@@ -610,6 +600,28 @@ def _batch_book_locked(valid: list[_BatchTrade], result: BatchBookingResult, *, 
         result.evaluation = evaluation
 
     trades_booked(trade_ids=ids, source=source, on_result=keep)
+
+
+def _batch_trades(fresh: list[_BatchTrade], *, source: str, booked_by) -> list[Trade]:
+    """The batch's new Trade instances, unsaved.
+
+    Built from every column's value in order, which Model.__init__ takes in half the time of keyword arguments
+    (and ids, not instances, for the relations, whose descriptors check each assignment). A column the batch
+    does not set gets its field's default.
+    """
+    columns = [(f.attname, f.get_default() if f.has_default() else None) for f in Trade._meta.concrete_fields]
+    common = {"source": source, "booked_by_id": booked_by.pk if booked_by is not None else None}
+    trades = []
+    for c in fresh:
+        values = {
+            **common,
+            "portfolio_id": c.portfolio.pk,
+            "instrument_id": c.instrument.pk,
+            "note": c.note,
+            **c.fields,
+        }
+        trades.append(Trade(*[values.get(name, default) for name, default in columns]))
+    return trades
 
 
 def _batch_positions(fresh: list[_BatchTrade]) -> list[tuple[Position | None, Position]]:
