@@ -8,7 +8,8 @@ number of targets, that is three queries (and one more per instrument- or asset-
 - window: every trade of the targets' clients after (first target time - window);
 - tail: each client's last `lookback` trades at or before that edge (a window function), given to the
   engine as prefix rows, for z-scores only;
-- counts: each client's trades per instrument at or before the edge (GROUP BY), for symbol novelty.
+- counts: each client's trades per instrument at or before the edge, for symbol novelty: the totals kept by
+  the database (TradeCount) less the trades after the edge.
 
 Notionals are |quantity x price x multiplier| (computed by the database, then as float64) times the latest
 FX rate from the instrument's currency to the portfolio's base currency; NaN without a rate. Times are
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, F, FloatField, Min, Q
+from django.db.models import Count, F, FloatField, Min, Q, Value
 from django.db.models.expressions import RawSQL, Window
 from django.db.models.functions import Cast, RowNumber
 
@@ -29,7 +30,7 @@ from apps.alerts.engine.surveillance import SIDE_BUY, SIDE_SELL, HistoryCounts, 
 from apps.alerts.models import Scope
 from apps.market.models import AssetClass, Instrument
 from apps.market.selectors import FxTable
-from apps.portfolios.models import Portfolio, Side, Trade
+from apps.portfolios.models import Portfolio, Side, Trade, TradeCount
 from riskradar.bulk import AnyOf, copy_out
 
 ASSET_CLASS_CODES = {value: code for code, value in enumerate(AssetClass.values)}
@@ -154,6 +155,25 @@ def _tail_columns(key: ScopeKey, clients: list[int], edge: dt.datetime, lookback
 
 
 PG_EPOCH_US = 946_684_800_000_000  # PostgreSQL's binary times count microseconds from 2000-01-01
+
+
+def _counts_through(clients: list[int], edge: dt.datetime) -> list[tuple[int, int, int]]:
+    """Return (client, instrument, trades) for each client's trades at or before the edge, by instrument.
+
+    The totals the database keeps (TradeCount) less each client's trades after the edge, read in one statement
+    (so one snapshot): its cost follows the clients' recent trades, not their whole history.
+    """
+    totals = TradeCount.objects.filter(portfolio_id__in=clients).values_list("portfolio_id", "instrument_id", "trades")
+    later = (
+        Trade.objects.filter(portfolio_id__in=clients, traded_at__gt=edge)
+        .values_list("portfolio_id", "instrument_id")
+        .annotate(n=Value(0) - Count("id"))
+        .order_by()
+    )
+    counts: dict[tuple[int, int], int] = {}
+    for client, instrument, n in totals.union(later, all=True):
+        counts[client, instrument] = counts.get((client, instrument), 0) + n
+    return [(client, instrument, n) for (client, instrument), n in counts.items() if n > 0]
 
 
 @dataclass
@@ -311,14 +331,7 @@ def trade_frames_load(
         if lookback:
             tails[key] = _tail_columns(key, clients, edge, lookback)
     counts = None
-    count_rows = []
-    if with_counts:
-        count_rows = list(
-            Trade.objects.filter(portfolio_id__in=clients, traded_at__lte=edge)
-            .values_list("portfolio_id", "instrument_id")
-            .annotate(n=Count("id"))
-            .order_by()
-        )
+    count_rows = _counts_through(clients, edge) if with_counts else []
     instruments = {*window.instrument.tolist(), *(r[1] for r in count_rows)}
     for tail in tails.values():
         instruments.update(tail.instrument.tolist())

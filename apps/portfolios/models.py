@@ -123,3 +123,25 @@ class Trade(models.Model):
     @property
     def signed_quantity(self) -> Decimal:
         return self.quantity if self.side == Side.BUY else -self.quantity
+
+
+class TradeCount(models.Model):
+    """How many trades a portfolio has booked in an instrument: kept by database triggers on the trade table.
+
+    Every insert, delete or change of a trade's portfolio or instrument moves the counts in the same
+    transaction, whatever wrote it (the booking services, bulk writes, the admin, a data load), so surveillance
+    reads a client's symbol history without counting every trade it ever booked. Never written by the app.
+    See migration portfolios 0003 for the triggers.
+    """
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_index=False)
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="+")
+    trades = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["portfolio", "instrument"], name="trade_count_unique_portfolio_instrument")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio_id}:{self.instrument_id} {self.trades}"
