@@ -9,13 +9,13 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.market.models import AssetClass, Instrument
-from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeSource
+from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeCount, TradeSource
 from apps.portfolios.positions import PositionState, apply_fill
 from riskradar.bulk import AnyOf, gc_paused, rows_insert, rows_update
 
@@ -730,3 +730,33 @@ def _batch_audit(fresh: list[_BatchTrade], *, source: str, booked_by) -> None:
             ],
         },
     )
+
+
+@dataclass
+class TradeCountsRebuild:
+    pairs: int  # (portfolio, instrument) pairs with trades
+    trades: int
+    corrected: int  # pairs whose kept count differed from the recount
+
+
+@transaction.atomic
+def trade_counts_rebuild() -> TradeCountsRebuild:
+    """Recount TradeCount from the trade table (the triggers keep it; this is for a load that bypassed them).
+
+    The trade table is locked against writes meanwhile (SHARE mode on PostgreSQL; SQLite's write lock is
+    taken by the transaction), so no booking slips between the count and the write.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(Trade._meta.db_table)} IN SHARE MODE")
+    counted = {
+        (p, i): n
+        for p, i, n in Trade.objects.values_list("portfolio_id", "instrument_id").annotate(n=Count("id")).order_by()
+    }
+    kept = {(p, i): n for p, i, n in TradeCount.objects.values_list("portfolio_id", "instrument_id", "trades")}
+    corrected = sum(1 for pair in counted.keys() | kept.keys() if counted.get(pair, 0) != kept.get(pair, 0))
+    TradeCount.objects.all().delete()
+    TradeCount.objects.bulk_create(
+        [TradeCount(portfolio_id=p, instrument_id=i, trades=n) for (p, i), n in counted.items()], batch_size=2000
+    )
+    return TradeCountsRebuild(pairs=len(counted), trades=sum(counted.values()), corrected=corrected)

@@ -126,3 +126,23 @@ def test_history_counts_for_surveillance_are_the_trades_at_or_before_the_edge():
     # The first client trades at minutes 0, 3, ..., 39: five times in the first two instruments, four in the third.
     everything = sorted(_counts_through([clients[0].pk], AT + dt.timedelta(minutes=100)))
     assert everything == [(clients[0].pk, i.pk, n) for i, n in zip(instruments, (5, 5, 4), strict=True)]
+
+
+def test_recount_trades_repairs_counts_a_load_left_wrong():
+    """After a load that bypassed the triggers (here: counts edited by hand), the command recounts and says how
+    many were wrong; run again, it finds none."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    a, x, y = PortfolioFactory(code="TCF"), InstrumentFactory(symbol="TCFX"), InstrumentFactory(symbol="TCFY")
+    Trade.objects.bulk_create([_trade(a, x, k) for k in range(5)] + [_trade(a, y, k) for k in range(5, 7)])
+    TradeCount.objects.filter(instrument=x).update(trades=1)
+    TradeCount.objects.filter(instrument=y).delete()
+    out = StringIO()
+    call_command("recount_trades", stdout=out)
+    assert _kept() == _grouped() == {(a.pk, x.pk): 5, (a.pk, y.pk): 2}
+    assert "2 portfolio and instrument pairs, 7 trades; 2 count(s) were wrong" in out.getvalue()
+    out = StringIO()
+    call_command("recount_trades", stdout=out)
+    assert "0 count(s) were wrong" in out.getvalue()
