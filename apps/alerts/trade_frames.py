@@ -6,8 +6,8 @@ trades for z-scores, and for the detector how often the client traded each symbo
 number of targets, that is three queries (and one more per instrument- or asset-class-scoped z-score rule):
 
 - window: every trade of the targets' clients after (first target time - window);
-- tail: each client's last `lookback` trades at or before that edge (a window function), given to the
-  engine as prefix rows, for z-scores only;
+- tail: each client's last `lookback` trades at or before that edge (on PostgreSQL an index-only scan per
+  client, elsewhere a window function), given to the engine as prefix rows, for z-scores only;
 - counts: each client's trades per instrument at or before the edge, for symbol novelty: the totals kept by
   the database (TradeCount) less the trades after the edge.
 
