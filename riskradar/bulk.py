@@ -261,13 +261,15 @@ def _copy_rows(connection, meta, table: str, columns: list[str], rows: list[list
         with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
             for pk_value, row in zip(ids, rows, strict=True):
                 copy.write_row([pk_value, *row])
-        if connection.queries_logged:
-            # The driver's copy() bypasses Django's cursor wrapper: log it as the wrapper logs a statement, so
-            # query capture (tests, the debug log) sees it.
-            connection.queries_log.append(
-                {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - started:.3f}"}
-            )
+        _copy_logged(connection, f"{sql} -- {len(rows)} rows", started)
     return ids
+
+
+def _copy_logged(connection, sql: str, started: float) -> None:
+    """Log a COPY as Django's cursor wrapper logs a statement: the driver's copy() bypasses the wrapper, and query
+    capture (tests, the debug log) should see it."""
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
 
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -291,10 +293,7 @@ def copy_out(connection, sql: str, params: list, fields: Iterable[tuple[str, str
     with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(statement, params) as copy:
         for block in copy:
             data += block
-    if connection.queries_logged:
-        connection.queries_log.append(
-            {"sql": f"{statement} -- {params!r}", "time": f"{time.monotonic() - started:.3f}"}
-        )
+    _copy_logged(connection, f"{statement} -- {params!r}", started)
     if data[: len(COPY_SIGNATURE)] != COPY_SIGNATURE:
         raise ValueError("not a binary COPY stream")
     start = len(COPY_SIGNATURE) + 4  # then the flags, and the header extension's length

@@ -110,7 +110,7 @@ def _rows(queryset) -> list[tuple]:
 
 
 def _tail_columns(key: ScopeKey, clients: list[int], edge: dt.datetime, lookback: int) -> "_Columns":
-    """Return the ROW_FIELDS of each client's last `lookback` trades of the scope at or before the edge.
+    """Return the columns of each client's last `lookback` trades of the scope at or before the edge.
 
     On PostgreSQL one index-only scan per client, newest first, stopping at `lookback` (LATERAL ... LIMIT over
     the trade_client_history index), read as binary COPY straight into arrays: a batch's tail is about a
