@@ -10,7 +10,9 @@ b. trades per second through POST /api/v1/trades/batch into PostgreSQL with eval
    throwaway database on DATABASE_URL's server (default postgres://postgres@127.0.0.1:5432), seeded with 500
    client accounts and their history (then vacuumed and analysed, as autovacuum would after a bulk load), a
    trained detector and the default rules, Daphne on a free local port;
-   batches of 5,000 trades sent one after another over one connection; the database is dropped at the end;
+   batches of 5,000 trades sent one after another over one connection; with --web N, N Daphne processes (the
+   design's scale-out) each sent every N-th batch by a client of its own, concurrently; the database is dropped
+   at the end;
 c. detection quality on a labelled synthetic desk with injected anomalies (velocity bursts, outsized
    notionals, symbols of an asset class the client never trades): thresholds and the detector's features
    chosen on a training period, recall (per injected event) and false-positive rate (per normal trade)
@@ -28,6 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -439,7 +442,7 @@ def part_b(args) -> None:
     print(f"b. POST /api/v1/trades/batch into PostgreSQL, with evaluation: {args.batches} batches of {size:,} trades")
     history, desk, first = _bench_desk(args, clients, size)
     _psql(server, f"CREATE DATABASE {name}")
-    redis = web = None
+    redis, webs = None, []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
@@ -481,26 +484,30 @@ def part_b(args) -> None:
             from riskradar.embedded_redis import redis_server_argv
 
             redis = subprocess.Popen(redis_server_argv(Path(tmp) / "redis.sock"), stdout=subprocess.DEVNULL)
-            port = _free_port()
-            web = subprocess.Popen(
-                [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "riskradar.asgi:application"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+            ports = [_free_port() for _ in range(args.web)]
+            for port in ports:
+                webs.append(
+                    subprocess.Popen(
+                        [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "riskradar.asgi:application"],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+            for port in ports:
+                _wait_for(port)
+            conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=600) for port in ports]
+            status, data = _post(
+                conns[0], "/api/v1/auth/login", {"username": "bench", "password": "bench-password-123"}
             )
-            _wait_for(port)
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-            status, data = _post(conn, "/api/v1/auth/login", {"username": "bench", "password": "bench-password-123"})
             if status != 200:
                 raise RuntimeError(f"login failed: {status} {data[:200]!r}")
             token = json.loads(data)["token"]
             quantity = np.maximum(np.round(desk.notional / float(PRICE), 4), 0.0001)
-            totals = {"booked": 0, "raised": 0, "updated": 0, "scored": 0}
-            timings = []
-            for b in range(args.batches):
-                rows = range(first + b * size, first + (b + 1) * size)
-                items = [
+
+            def items_of(b: int) -> list[dict]:
+                return [
                     {
                         "portfolio": f"CL{int(desk.client[k]):04d}",
                         "symbol": f"SY{int(desk.instrument[k]):03d}",
@@ -510,34 +517,51 @@ def part_b(args) -> None:
                         "traded_at": _iso(int(desk.ts[k])),
                         "external_id": f"B-{k}",
                     }
-                    for k in rows
+                    for k in range(first + b * size, first + (b + 1) * size)
                 ]
+
+            def send(b: int, conn: http.client.HTTPConnection) -> tuple[int, float, float, dict]:
+                body = items_of(b)
                 begin = time.perf_counter()
-                status, data = _post(conn, "/api/v1/trades/batch", {"trades": items}, token)
-                elapsed = time.perf_counter() - begin
+                status, data = _post(conn, "/api/v1/trades/batch", {"trades": body}, token)
+                end = time.perf_counter()
                 if status != 200:
                     raise RuntimeError(f"batch {b}: {status} {data[:300]!r}")
-                answer = json.loads(data)
+                return b, begin, end, json.loads(data)
+
+            def serve(k: int) -> list:
+                return [send(b, conns[k]) for b in range(k, args.batches, args.web)]
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=args.web) as pool:
+                answers = sorted(a for part in pool.map(serve, range(args.web)) for a in part)
+            wall = time.perf_counter() - started
+            totals = {"booked": 0, "raised": 0, "updated": 0, "scored": 0}
+            for b, begin, end, answer in answers:
                 surveillance = answer["surveillance"] or {}
                 totals["booked"] += answer["booked"]
                 for key in ("raised", "updated", "scored"):
                     totals[key] += surveillance.get(key, 0)
-                timings.append(elapsed)
+                elapsed = end - begin
                 print(
                     f"   batch {b + 1:>2}: {elapsed * 1e3:7.0f} ms  {size / elapsed:8,.0f} trades/s  booked "
                     f"{answer['booked']:,}; alerts raised {surveillance.get('raised')}, repeated "
                     f"{surveillance.get('updated')}; scored {surveillance.get('scored'):,} "
                     f"(model v{surveillance.get('model_version')})"
+                    + (f"  [process {b % args.web + 1}, from {begin - started:5.2f} s]" if args.web > 1 else "")
                 )
-            steady = timings[1:] or timings
+            if args.web == 1:
+                steady = [end - begin for _, begin, end, _ in answers[1:]] or [wall]
+                figure = f"{size * len(steady) / sum(steady):,.0f} trades/s after the first batch"
+            else:
+                figure = f"{args.web} web processes, each sent its batches in turn"
             print(
-                f"   {totals['booked']:,} trades booked and evaluated in {sum(timings):.2f} s: "
-                f"{totals['booked'] / sum(timings):,.0f} trades/s overall, "
-                f"{size * len(steady) / sum(steady):,.0f} trades/s after the first batch (target 10,000); "
+                f"   {totals['booked']:,} trades booked and evaluated in {wall:.2f} s: "
+                f"{totals['booked'] / wall:,.0f} trades/s overall, {figure} (target 10,000); "
                 f"alerts raised {totals['raised']}, repeats {totals['updated']}"
             )
     finally:
-        for process in (web, redis):
+        for process in (*webs, redis):
             if process is not None:
                 process.terminate()
                 process.wait(timeout=20)
@@ -715,6 +739,12 @@ def main() -> None:
         "--anomaly-threshold", type=float, help="part b: set the anomaly rules' threshold (default: the rule's own)"
     )
     parser.add_argument("--batches", type=int, default=10, help="batches of 5,000 trades for part b")
+    parser.add_argument(
+        "--web",
+        type=int,
+        default=1,
+        help="part b: Daphne processes, each sent every N-th batch by its own client (the design's scale-out)",
+    )
     parser.add_argument(
         "--postgres", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server for part b (trust auth)"
     )

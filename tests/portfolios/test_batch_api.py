@@ -303,6 +303,36 @@ def test_the_answer_says_what_surveilling_the_batch_found(desk):
     }
 
 
+def test_the_answer_is_what_its_documented_serializer_gives(analyst_client, desk, monkeypatch):
+    """The view writes the answer's dicts itself (for speed); they must be what the schema's serializer gives."""
+    from apps.portfolios.api import batch
+
+    analyst_client.post(URL, [trade(1)], format="json")
+    kept = []
+    original = batch._answer
+    monkeypatch.setattr(batch, "_answer", lambda result: kept.append(result) or original(result))
+    response = analyst_client.post(
+        URL,
+        [trade(1), trade(2, quantity="-1", symbol="NOPE"), trade(3), trade(3, side="SELL")],
+        format="json",
+    )
+    (result,) = kept
+    documented = batch.TradeBatchResultSerializer(
+        {
+            "detail": result.refused,
+            "booked": result.booked,
+            "duplicates": result.duplicates,
+            "rejected": result.rejected,
+            "items": result.items,
+            "surveillance": batch._surveillance(result),
+        }
+    ).data
+    assert [r["status"] for r in response.json()["results"]] == ["duplicate", "rejected", "booked", "rejected"]
+    assert response.json() == documented
+    assert response.json()["results"][1]["errors"] == documented["results"][1]["errors"]
+    assert set(response.json()["results"][1]["errors"]) == {"quantity", "symbol"}
+
+
 def test_nothing_is_surveilled_when_the_booking_rolls_back(analyst_client, desk, monkeypatch):
     from apps.portfolios import services
 

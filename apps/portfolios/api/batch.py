@@ -88,17 +88,31 @@ def _surveillance(result: BatchBookingResult) -> dict | None:
     }
 
 
+def _item(item) -> dict:
+    """One item's result as TradeBatchItemResultSerializer gives it, written directly: a DRF serializer spends
+    about 80 ms on a batch of 5,000, the dicts a few (tests hold the two to the same output)."""
+    return {
+        "index": item.index,
+        "external_id": item.external_id,
+        "status": item.status,
+        "trade_id": item.trade_id,
+        "field": item.field,
+        "message": item.message,
+        "errors": {str(name): [str(m) for m in messages] for name, messages in item.errors.items()},
+    }
+
+
 def _answer(result: BatchBookingResult) -> Response:
     data = {
         "detail": result.refused,
         "booked": result.booked,
         "duplicates": result.duplicates,
         "rejected": result.rejected,
-        "items": result.items,
+        "results": [_item(item) for item in result.items],
         "surveillance": _surveillance(result),
     }
     code = status.HTTP_200_OK if result.ok else status.HTTP_400_BAD_REQUEST
-    return Response(TradeBatchResultSerializer(data).data, status=code)
+    return Response(data, status=code)
 
 
 class TradeBatchView(MethodNotAllowedFirstMixin, APIView):
