@@ -12,7 +12,7 @@ from decimal import Decimal
 import numpy as np
 import orjson
 from django.core.exceptions import EmptyResultSet
-from django.db import connections, models, router
+from django.db import NotSupportedError, connections, models, router
 from django.db.models import F
 from django.db.models.lookups import In
 from django.utils import timezone
@@ -72,9 +72,14 @@ def rows_insert(objs: list[models.Model]) -> None:
         return
     model = type(objs[0])
     connection = connections[router.db_for_write(model)]
+    preset = [obj.pk for obj in objs]
+    if any(pk is None for pk in preset):
+        if any(pk is not None for pk in preset):
+            raise ValueError("rows_insert takes instances that all have ids (ids_reserve) or none")
+        preset = None
     _stamp(objs, _insert_fields(model))
     attnames = [f.attname for f in _insert_fields(model)]
-    ids = _insert(model, connection, [[getattr(obj, attname) for attname in attnames] for obj in objs])
+    ids = _insert(model, connection, [[getattr(obj, attname) for attname in attnames] for obj in objs], preset)
     for obj, pk in zip(objs, ids, strict=True):
         obj.pk = pk
         obj._state.adding = False
@@ -120,8 +125,27 @@ def _stamp(objs: list[models.Model], fields: list[models.Field]) -> None:
                     setattr(obj, f.attname, now)
 
 
-def _insert(model: type[models.Model], connection, values: list[list]) -> list[int]:
-    """Prepare each row's values (in _insert_fields order) by their fields and insert them; return the ids."""
+def ids_reserve(model: type[models.Model], count: int) -> list[int]:
+    """Draw `count` new ids from the model's table sequence (PostgreSQL), for rows inserted later in the transaction.
+
+    So that what refers to new rows (their change history) can be built and written before them. A rollback
+    leaves the ids unused, a gap in the sequence as any rolled-back insert leaves.
+    """
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        raise NotSupportedError("ids are reserved from a sequence on PostgreSQL only")
+    meta = model._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, count],
+        )
+        return [r[0] for r in cursor.fetchall()]
+
+
+def _insert(model: type[models.Model], connection, values: list[list], ids: list[int] | None = None) -> list[int]:
+    """Prepare each row's values (in _insert_fields order) by their fields and insert them, with the given ids or
+    new ones; return the ids."""
     meta = model._meta
     fields = _insert_fields(model)
     native = connection.vendor == "postgresql"
@@ -137,8 +161,8 @@ def _insert(model: type[models.Model], connection, values: list[list]) -> list[i
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
     if native:
-        return _copy_rows(connection, meta, table, [quote(f.column) for f in fields], rows)
-    return _insert_rows(connection, meta, table, [quote(f.column) for f in fields], rows)
+        return _copy_rows(connection, meta, table, [quote(f.column) for f in fields], rows, ids)
+    return _insert_rows(connection, meta, table, [quote(f.column) for f in fields], rows, ids)
 
 
 def rows_update(objs: list[models.Model], fields: list[str]) -> None:
@@ -248,14 +272,11 @@ def _native_or(prepare):
     return prepared
 
 
-def _copy_rows(connection, meta, table: str, columns: list[str], rows: list[list]) -> list[int]:
+def _copy_rows(connection, meta, table: str, columns: list[str], rows: list[list], ids: list[int] | None) -> list[int]:
     pk = meta.pk.column
+    if ids is None:
+        ids = ids_reserve(meta.model, len(rows))
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, pk, len(rows)],
-        )
-        ids = [r[0] for r in cursor.fetchall()]
         sql = f"COPY {table} ({connection.ops.quote_name(pk)}, {', '.join(columns)}) FROM STDIN"
         started = time.monotonic()
         with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
@@ -312,7 +333,12 @@ def copy_out(connection, sql: str, params: list, fields: Iterable[tuple[str, str
     return native
 
 
-def _insert_rows(connection, meta, table: str, columns: list[str], rows: list[list]) -> list[int]:
+def _insert_rows(
+    connection, meta, table: str, columns: list[str], rows: list[list], given: list[int] | None
+) -> list[int]:
+    if given is not None:
+        columns = [connection.ops.quote_name(meta.pk.column), *columns]
+        rows = [[pk, *row] for pk, row in zip(given, rows, strict=True)]
     ids: list[int] = []
     row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
     with connection.cursor() as cursor:

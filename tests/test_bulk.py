@@ -4,12 +4,20 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, NotSupportedError, connection, transaction
 from django.utils import timezone
 
 from apps.portfolios.models import Trade
 from apps.risk.models import RiskSnapshot
-from riskradar.bulk import ROWS_PER_STATEMENT, AnyOf, rows_insert, rows_insert_new, rows_update, values_insert
+from riskradar.bulk import (
+    ROWS_PER_STATEMENT,
+    AnyOf,
+    ids_reserve,
+    rows_insert,
+    rows_insert_new,
+    rows_update,
+    values_insert,
+)
 from tests.factories import AlertFactory, InstrumentFactory, PortfolioFactory, RiskSnapshotFactory
 
 pytestmark = pytest.mark.django_db
@@ -106,6 +114,36 @@ def _snapshot_like(template: RiskSnapshot) -> RiskSnapshot:
             if not f.primary_key and f.name != "computed_at"
         }
     )
+
+
+def test_rows_insert_keeps_ids_the_instances_already_have():
+    portfolio, instrument = PortfolioFactory(), InstrumentFactory()
+    trades = _trades(portfolio, instrument, 3, "given")
+    if connection.vendor == "postgresql":
+        given = ids_reserve(Trade, 3)
+        assert len(set(given)) == 3 and rows_insert(_trades(portfolio, instrument, 1, "after")) is None
+        assert Trade.objects.get(external_id="after-0").pk > max(given)  # the sequence moved past them
+    else:
+        with pytest.raises(NotSupportedError):
+            ids_reserve(Trade, 3)
+        given = [9_000_003, 9_000_001, 9_000_002]
+    for trade, pk in zip(trades, given, strict=True):
+        trade.pk = pk
+    with transaction.atomic():
+        rows_insert(trades)
+    assert [t.pk for t in trades] == given
+    assert dict(Trade.objects.filter(pk__in=given).values_list("external_id", "pk")) == {
+        f"given-{k}": pk for k, pk in enumerate(given)
+    }
+
+
+def test_rows_insert_refuses_instances_of_which_only_some_have_ids():
+    portfolio, instrument = PortfolioFactory(), InstrumentFactory()
+    trades = _trades(portfolio, instrument, 2, "mixed")
+    trades[0].pk = 9_100_000
+    with pytest.raises(ValueError, match="all have ids"):
+        rows_insert(trades)
+    assert not Trade.objects.filter(external_id__startswith="mixed").exists()
 
 
 def test_a_constraint_violation_raises_integrity_error_and_writes_nothing():

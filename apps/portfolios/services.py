@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeCount, TradeSource
 from apps.portfolios.positions import PositionState, apply_fill
-from riskradar.bulk import AnyOf, gc_paused, rows_insert, rows_update
+from riskradar.bulk import AnyOf, gc_paused, ids_reserve, rows_insert, rows_update
 
 SIDES = frozenset(Side.values)  # Side.values builds a new list at every use
 
@@ -533,11 +533,12 @@ def trades_book_batch(*, items: list, source: str = TradeSource.API, booked_by=N
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                _batch_book_locked(valid, result, source=source, booked_by=booked_by)
+                _batch_book_locked(valid, result, source=source, booked_by=booked_by, lock_first=attempt == 2)
             break
         except IntegrityError:
-            # Another transaction booked one of these external ids (in another portfolio) meanwhile: the
-            # second attempt finds it booked and reports it as a duplicate or a rejection.
+            # Another transaction booked one of these external ids between our check and our insert: the
+            # second attempt locks the portfolios first, finds it booked and reports it as a duplicate or a
+            # rejection.
             if attempt == 2:
                 raise
             for candidate in valid:
@@ -560,11 +561,60 @@ def _reject(item: BatchItemResult, message: str) -> None:
     item.message, item.errors = f"external_id: {message}", {"external_id": [message]}
 
 
-def _batch_book_locked(valid: list[_BatchTrade], result: BatchBookingResult, *, source: str, booked_by) -> None:
-    """Book the valid trades of a batch (call inside a transaction); mark duplicates and re-used external ids."""
-    portfolio_ids = sorted({c.portfolio.pk for c in valid})
-    # Locked in id order, so concurrent batches (and trade_book, which locks one) queue rather than deadlock.
-    list(Portfolio.objects.select_for_update().filter(pk__in=portfolio_ids).order_by("pk").values_list("pk"))
+def _batch_book_locked(
+    valid: list[_BatchTrade], result: BatchBookingResult, *, source: str, booked_by, lock_first: bool = False
+) -> None:
+    """Book the valid trades of a batch (call inside a transaction); mark duplicates and re-used external ids.
+
+    What does not depend on the portfolios' state comes before their rows are locked, so that concurrent
+    batches (several web processes) queue only for the writes that do: which external ids are booked, the
+    new trades, and on PostgreSQL (ids drawn from the sequence beforehand) the trades' change history. An
+    external id booked by another transaction meanwhile makes the trades' insert raise IntegrityError, which
+    trades_book_batch retries with `lock_first`: the portfolios locked before anything is read, so that no
+    booking in them can come between. The trades' insert stays under the lock: the trade-count triggers lock
+    count rows, which would otherwise be taken before the portfolio and could deadlock with trade_book.
+    """
+    if lock_first:
+        _portfolios_lock({c.portfolio.pk for c in valid})
+    fresh = _batch_fresh(valid, result)
+    if not fresh:
+        return
+    trades = _batch_trades(fresh, source=source, booked_by=booked_by)
+    history_first = connection.vendor == "postgresql"
+    if history_first:
+        for trade, pk in zip(trades, ids_reserve(Trade, len(trades)), strict=True):
+            trade.pk = pk
+        _batch_change_log(trades, [], booked_by=booked_by)
+    portfolio_ids = sorted({c.portfolio.pk for c in fresh})
+    if not lock_first:
+        _portfolios_lock(portfolio_ids)
+    rows_insert(trades)
+    for candidate, trade in zip(fresh, trades, strict=True):
+        candidate.trade = trade
+        result.items[candidate.index].trade_id = trade.pk
+    moved = _batch_positions(fresh)
+    ids = [trade.pk for trade in trades]
+    _batch_audit(fresh, source=source, booked_by=booked_by)
+    _batch_change_log([] if history_first else trades, moved, booked_by=booked_by)
+    from apps.alerts.services import trades_booked
+    from apps.risk.live import recalculation_request
+
+    recalculation_request(portfolio_ids=portfolio_ids)
+
+    def keep(evaluation) -> None:
+        result.evaluation = evaluation
+
+    trades_booked(trade_ids=ids, source=source, on_result=keep)
+
+
+def _portfolios_lock(ids) -> None:
+    """Lock the portfolios' rows in id order, so concurrent batches (and trade_book, which locks one) queue rather
+    than deadlock."""
+    list(Portfolio.objects.select_for_update().filter(pk__in=sorted(ids)).order_by("pk").values_list("pk"))
+
+
+def _batch_fresh(valid: list[_BatchTrade], result: BatchBookingResult) -> list[_BatchTrade]:
+    """The valid trades whose external id is not booked yet; mark the others duplicate or rejected."""
     external_ids = [c.fields["external_id"] for c in valid]
     booked: dict[str, Trade] = {}
     for start in range(0, len(external_ids), BULK_SIZE):
@@ -580,26 +630,7 @@ def _batch_book_locked(valid: list[_BatchTrade], result: BatchBookingResult, *, 
             item.status, item.trade_id = BatchItemStatus.DUPLICATE, existing.pk
         else:
             _reject(item, ERR_EXTERNAL_ID_REUSED.format(external_id=candidate.fields["external_id"]))
-    if not fresh:
-        return
-    trades = _batch_trades(fresh, source=source, booked_by=booked_by)
-    rows_insert(trades)
-    for candidate, trade in zip(fresh, trades, strict=True):
-        candidate.trade = trade
-        result.items[candidate.index].trade_id = trade.pk
-    moved = _batch_positions(fresh)
-    ids = [trade.pk for trade in trades]
-    _batch_audit(fresh, source=source, booked_by=booked_by)
-    _batch_change_log(trades, moved, booked_by=booked_by)
-    from apps.alerts.services import trades_booked
-    from apps.risk.live import recalculation_request
-
-    recalculation_request(portfolio_ids=portfolio_ids)
-
-    def keep(evaluation) -> None:
-        result.evaluation = evaluation
-
-    trades_booked(trade_ids=ids, source=source, on_result=keep)
+    return fresh
 
 
 def _batch_trades(fresh: list[_BatchTrade], *, source: str, booked_by) -> list[Trade]:

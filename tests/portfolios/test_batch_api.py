@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from auditlog.models import LogEntry
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -266,6 +267,40 @@ def test_the_portfolios_are_locked_in_id_order_and_trades_inserted_in_bulk(analy
     if connection.vendor == "postgresql":
         (lock,) = [s for s in sql if "FOR UPDATE" in s and "portfolios_portfolio" in s]
         assert "ORDER BY" in lock
+        # The trades' change history is written before the lock, so concurrent batches queue for less.
+        history = [n for n, s in enumerate(sql) if s.startswith('COPY "auditlog_logentry"')]
+        insert = next(n for n, s in enumerate(sql) if s.startswith('COPY "portfolios_trade"'))
+        assert history[0] < sql.index(lock) < insert < history[-1]  # the positions' history comes after
+
+
+def test_an_external_id_booked_meanwhile_is_found_on_the_retry_with_nothing_of_the_first_attempt_left(
+    analyst_client, desk, monkeypatch
+):
+    """Another booking of the same external id between the batch's check and its insert: the insert fails, the
+    second attempt locks the portfolios first and finds it booked."""
+    from apps.portfolios import services
+
+    analyst_client.post(URL, [trade(1)], format="json")
+    booked = Trade.objects.get(external_id="OMS-1")
+    entries = LogEntry.objects.count()
+    unseen = services._batch_fresh
+    calls = []
+
+    def blind_first(valid, result):  # the first check misses OMS-1, as if it were booked just after
+        calls.append(len(valid))
+        return list(valid) if len(calls) == 1 else unseen(valid, result)
+
+    monkeypatch.setattr(services, "_batch_fresh", blind_first)
+    response = analyst_client.post(URL, [trade(1), trade(2)], format="json")
+    assert response.status_code == 200, response.json()
+    assert [(r["status"], r["trade_id"]) for r in response.json()["results"]] == [
+        ("duplicate", booked.pk),
+        ("booked", Trade.objects.get(external_id="OMS-2").pk),
+    ]
+    assert len(calls) == 2 and Trade.objects.count() == 2
+    created = LogEntry.objects.filter(action=LogEntry.Action.CREATE, content_type__model="trade")
+    assert sorted(created.values_list("object_id", flat=True)) == sorted(Trade.objects.values_list("pk", flat=True))
+    assert LogEntry.objects.count() == entries + 2  # OMS-2 and its position's update: the failed attempt left none
 
 
 def test_the_batch_is_audited_as_one_event(analyst_client, desk):
@@ -382,6 +417,8 @@ def test_concurrent_batches_over_the_same_portfolios_neither_deadlock_nor_double
         thread.join(timeout=60)
     assert errors == []
     assert Trade.objects.count() == 40
+    created = LogEntry.objects.filter(action=LogEntry.Action.CREATE, content_type__model="trade")
+    assert sorted(created.values_list("object_id", flat=True)) == sorted(Trade.objects.values_list("pk", flat=True))
     for portfolio in portfolios:
         stored = {p.instrument_id: p.quantity for p in Position.objects.filter(portfolio=portfolio)}
         assert stored == {p.instrument_id: p.quantity for p in positions_rebuild(portfolio=portfolio)}
