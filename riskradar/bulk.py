@@ -134,7 +134,10 @@ def ids_reserve(model: type[models.Model], count: int) -> list[int]:
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":
         raise NotSupportedError("ids are reserved from a sequence on PostgreSQL only")
-    meta = model._meta
+    return _ids_drawn(connection, model._meta, count)
+
+
+def _ids_drawn(connection, meta, count: int) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -275,7 +278,7 @@ def _native_or(prepare):
 def _copy_rows(connection, meta, table: str, columns: list[str], rows: list[list], ids: list[int] | None) -> list[int]:
     pk = meta.pk.column
     if ids is None:
-        ids = ids_reserve(meta.model, len(rows))
+        ids = _ids_drawn(connection, meta, len(rows))
     with connection.cursor() as cursor:
         sql = f"COPY {table} ({connection.ops.quote_name(pk)}, {', '.join(columns)}) FROM STDIN"
         started = time.monotonic()
