@@ -363,6 +363,9 @@ RISK_LIVE_DESK_SHARDS = env.int("RISK_LIVE_DESK_SHARDS", default=0)
 # ------------------------------------------------------------------------------ trade booking
 # Most trades one POST /api/v1/trades/batch may book (apps.portfolios.services.trades_book_batch).
 TRADE_MAX_BATCH = env.int("TRADE_MAX_BATCH", default=5000)
+# Rows of clients' trade history each process keeps between trade evaluations on PostgreSQL (about 50 bytes
+# a row; apps.alerts.trade_frames.TailCache). 0: every evaluation reads the history afresh.
+SURVEILLANCE_TAIL_CACHE_ROWS = env.int("SURVEILLANCE_TAIL_CACHE_ROWS", default=1_000_000)
 
 # ------------------------------------------------------------------------------ audit
 AUDITLOG_INCLUDE_ALL_MODELS = False

@@ -16,12 +16,17 @@ FX rate from the instrument's currency to the portfolio's base currency; NaN wit
 integer microseconds since the epoch.
 """
 
+import contextlib
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Count, F, FloatField, Min, Q, Value
 from django.db.models.expressions import RawSQL, Window
 from django.db.models.functions import Cast, RowNumber
@@ -129,13 +134,8 @@ def _tail_columns(key: ScopeKey, clients: list[int], edge: dt.datetime, lookback
             .filter(rank__lte=lookback)
         )
         return _Columns.of(_rows(ranked))
-    quote = connection.ops.quote_name
-    trade, instrument = quote(Trade._meta.db_table), quote(Instrument._meta.db_table)
-    scope, params = "", []
-    if key[0] == "instrument":
-        scope, params = "AND u.instrument_id = %s", [key[1]]
-    elif key[0] == "asset_class":
-        scope, params = f"AND u.instrument_id IN (SELECT id FROM {instrument} WHERE asset_class = %s)", [key[1]]
+    trade, instrument = _tables()
+    scope, params = _scope_sql(key, "u")
     sql = f"""
         SELECT t.id, t.portfolio_id, t.instrument_id, t.traded_at, t.side = %s,
                (t.quantity * t.price * i.multiplier)::double precision
@@ -152,6 +152,39 @@ def _tail_columns(key: ScopeKey, clients: list[int], edge: dt.datetime, lookback
     return _Columns.of_copy(
         copy_out(connection, sql, [Side.BUY.value, clients, edge, *params, lookback], ROW_COPY_FIELDS)
     )
+
+
+def _tables() -> tuple[str, str]:
+    quote = connection.ops.quote_name
+    return quote(Trade._meta.db_table), quote(Instrument._meta.db_table)
+
+
+def _scope_sql(key: ScopeKey, alias: str) -> tuple[str, list]:
+    """The condition (AND ...) and parameters keeping the trades (table alias) of a scope key, on PostgreSQL."""
+    if key[0] == "instrument":
+        return f"AND {alias}.instrument_id = %s", [key[1]]
+    if key[0] == "asset_class":
+        return f"AND {alias}.instrument_id IN (SELECT id FROM {_tables()[1]} WHERE asset_class = %s)", [key[1]]
+    return "", []
+
+
+def _since_columns(key: ScopeKey, after: dict[int, dt.datetime], edge: dt.datetime) -> "_Columns":
+    """Return the trades of the scope of each client in `after` later than its time there, up to the edge
+    (PostgreSQL: a range of the trade_client_history index per client), as _tail_columns returns its rows."""
+    trade, instrument = _tables()
+    scope, params = _scope_sql(key, "t")
+    clients = list(after)
+    sql = f"""
+        SELECT t.id, t.portfolio_id, t.instrument_id, t.traded_at, t.side = %s,
+               (t.quantity * t.price * i.multiplier)::double precision
+        FROM unnest(%s::bigint[], %s::timestamptz[]) AS c(id, after)
+        JOIN {trade} t ON t.portfolio_id = c.id AND t.traded_at > c.after AND t.traded_at <= %s {scope}
+        JOIN {instrument} i ON i.id = t.instrument_id
+    """
+    rows = copy_out(
+        connection, sql, [Side.BUY.value, clients, [after[c] for c in clients], edge, *params], ROW_COPY_FIELDS
+    )
+    return _Columns.of_copy(rows)
 
 
 PG_EPOCH_US = 946_684_800_000_000  # PostgreSQL's binary times count microseconds from 2000-01-01
@@ -184,6 +217,34 @@ class _Columns:
     ts: np.ndarray
     side: np.ndarray
     local: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def take(self, index) -> "_Columns":
+        """The rows at an index (an array of positions, a mask or a slice; a slice gives views, not copies)."""
+        return _Columns(*(getattr(self, f.name)[index] for f in dataclasses.fields(self)))
+
+    def copy(self) -> "_Columns":
+        return _Columns(*(getattr(self, f.name).copy() for f in dataclasses.fields(self)))
+
+    @classmethod
+    def joined(cls, parts: list["_Columns"]) -> "_Columns":
+        if not parts:
+            return cls.of([])
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)))
+
+    def by_client(self) -> dict[int, "_Columns"]:
+        """Each client's rows, by (time, booking order), as arrays of their own."""
+        if not len(self):
+            return {}
+        ordered = self.take(np.lexsort((self.seq, self.ts, self.client)))
+        clients, starts = np.unique(ordered.client, return_index=True)
+        ends = [*starts[1:].tolist(), len(ordered)]
+        return {
+            client: ordered.take(slice(start, end)).copy()
+            for client, start, end in zip(clients.tolist(), starts.tolist(), ends, strict=True)
+        }
 
     @classmethod
     def of_copy(cls, rows: np.ndarray) -> "_Columns":
@@ -231,17 +292,24 @@ class _Reference:
     def __init__(self, fx: FxTable):
         self.fx = fx
         self.instruments: dict[int, tuple[str, int]] = {}
+        self.multipliers: dict[int, object] = {}
         self.bases: dict[int, str] = {}
         self.rates: dict[tuple[str, str], float] = {}
 
     def load(self, instrument_ids: Iterable[int], portfolio_ids: Iterable[int]) -> None:
         wanted = set(instrument_ids) - set(self.instruments)
         if wanted:
-            rows = Instrument.objects.filter(pk__in=wanted).values_list("pk", "currency", "asset_class")
-            self.instruments.update({pk: (currency, ASSET_CLASS_CODES[ac]) for pk, currency, ac in rows})
+            rows = Instrument.objects.filter(pk__in=wanted).values_list("pk", "currency", "asset_class", "multiplier")
+            for pk, currency, asset_class, multiplier in rows:
+                self.instruments[pk] = (currency, ASSET_CLASS_CODES[asset_class])
+                self.multipliers[pk] = multiplier
         wanted = set(portfolio_ids) - set(self.bases)
         if wanted:
             self.bases.update(Portfolio.objects.filter(pk__in=wanted).values_list("pk", "base_currency"))
+
+    def terms(self) -> dict[int, tuple]:
+        """(multiplier, asset class code) of each instrument loaded: what a kept row's notional and scope depend on."""
+        return {pk: (multiplier, self.instruments[pk][1]) for pk, multiplier in self.multipliers.items()}
 
     def rate(self, currency: str, base: str) -> float:
         key = (currency, base)
@@ -267,6 +335,138 @@ class _Reference:
         currency_of = np.array([currencies[self.instruments[i][0]] for i in instruments.tolist()])
         base_of = np.array([bases[self.bases[c]] for c in clients.tolist()])
         return np.abs(columns.local) * table[currency_of[instrument_at], base_of[client_at]]
+
+
+@dataclass
+class _Tail:
+    edge: int  # microseconds since the epoch
+    count: int  # the client's trades of the scope at or before the edge, in the snapshot the rows were read in
+    rows: _Columns  # the last `lookback` of them, by (time, booking order)
+
+
+class TailCache:
+    """Each client's last trades of a scope at or before an edge, kept from one evaluation to the next in a process.
+
+    Evaluations of a client one after the other (batch after batch) read nearly the same tail: the same
+    `lookback` trades, moved on by the few booked since. A kept tail is used again only where the database
+    shows it is still whole. No trade is ever changed or deleted (the app never updates a trade, and its
+    portfolio and instrument are PROTECTed), so when the client's count of scope trades at or before the new
+    edge (TradeCount's totals less the later trades) equals the kept count plus the trades read between the
+    old edge and the new, nothing was booked meanwhile at or before the old edge (no backdated trade), and the
+    new tail is the last `lookback` of the kept rows followed by those between. Any other client's tail is read
+    again. The counts, the tails and the trades between are read in one REPEATABLE READ snapshot of committed
+    data (never from inside a transaction, which could still roll back what it read). An instrument whose
+    multiplier or asset class changed since its rows were kept empties the cache. At most
+    SURVEILLANCE_TAIL_CACHE_ROWS rows are kept, the clients used least recently dropped first.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._tails: OrderedDict[tuple, _Tail] = OrderedDict()
+        self._rows = 0
+        self._terms: dict[int, tuple] = {}  # instrument: (multiplier, asset class code) when its rows were read
+        self._database: tuple | None = None
+        self.reused = self.read = 0  # clients whose tail was kept and moved on, and read afresh (since cleared)
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tails.clear()
+            self._terms.clear()
+            self._rows = self.reused = self.read = 0
+
+    def check(self, reference: "_Reference") -> None:
+        """Empty the cache if it was filled from another database, or an instrument's terms changed since."""
+        database = (connection.alias, connection.settings_dict["NAME"])
+        with self._lock:
+            changed = self._database != database or any(
+                self._terms.get(pk, terms) != terms for pk, terms in reference.terms().items()
+            )
+        if changed:
+            self.clear()
+            self._database = database
+
+    def tail(
+        self, key: ScopeKey, clients: list[int], edge: dt.datetime, lookback: int, totals: dict[int, int]
+    ) -> _Columns:
+        """_tail_columns(key, clients, edge, lookback), from kept tails where they are whole (see the class);
+        `totals` holds each client's count of scope trades at or before the edge, read in the same snapshot."""
+        edge_us = to_us(edge)
+        with self._lock:
+            found = {c: self._tails.get((key, lookback, c)) for c in clients}
+        kept = {c: t for c, t in found.items() if t is not None and t.edge <= edge_us}
+        since = _since_columns(key, {c: from_us(t.edge) for c, t in kept.items()}, edge).by_client() if kept else {}
+        parts, tails, missing = [], {}, []
+        empty = _Columns.of([])
+        for client in clients:
+            old = kept.get(client)
+            later = since.get(client, empty)
+            if old is None or old.count + len(later) != totals.get(client, 0):
+                missing.append(client)
+                continue
+            rows = _Columns.joined([old.rows, later]).take(slice(-lookback, None)).copy() if len(later) else old.rows
+            tails[client] = _Tail(edge_us, totals.get(client, 0), rows)
+            parts.append(rows)
+        if missing:
+            read = _tail_columns(key, missing, edge, lookback).by_client()
+            for client in missing:
+                rows = read.get(client, empty)
+                tails[client] = _Tail(edge_us, totals.get(client, 0), rows)
+                parts.append(rows)
+        self._keep(key, lookback, tails, reused=len(clients) - len(missing), read=len(missing))
+        return _Columns.joined(parts)
+
+    def remember(self, reference: "_Reference", instruments: Iterable[int]) -> None:
+        """Note the terms of the instruments of rows just kept (loaded in the reference from the same snapshot)."""
+        terms = reference.terms()
+        with self._lock:
+            self._terms.update({pk: terms[pk] for pk in instruments if pk in terms})
+
+    def _keep(self, key: ScopeKey, lookback: int, tails: dict[int, _Tail], *, reused: int, read: int) -> None:
+        limit = settings.SURVEILLANCE_TAIL_CACHE_ROWS
+        with self._lock:
+            self.reused += reused
+            self.read += read
+            for client, tail in tails.items():
+                old = self._tails.pop((key, lookback, client), None)
+                if old is not None:
+                    self._rows -= len(old.rows)
+                self._tails[(key, lookback, client)] = tail
+                self._rows += len(tail.rows)
+            while self._rows > limit and self._tails:
+                _, dropped = self._tails.popitem(last=False)
+                self._rows -= len(dropped.rows)
+
+
+tail_cache = TailCache()
+
+
+@contextlib.contextmanager
+def _snapshot() -> Iterator[TailCache | None]:
+    """Read in one snapshot: on PostgreSQL, outside any transaction, a REPEATABLE READ transaction around the reads,
+    and the tail cache (None where it may not be used: another database, inside a transaction, or turned off)."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block or not connection.get_autocommit():
+        yield None
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield tail_cache if settings.SURVEILLANCE_TAIL_CACHE_ROWS > 0 else None
+
+
+def _scope_totals(key: ScopeKey, count_rows: list[tuple[int, int, int]], reference: "_Reference") -> dict[int, int]:
+    """Each client's trades of the scope at or before the edge, from its counts by instrument."""
+    totals: dict[int, int] = {}
+    for client, instrument, n in count_rows:
+        if key[0] == "instrument" and instrument != key[1]:
+            continue
+        if key[0] == "asset_class" and reference.instruments[instrument][1] != ASSET_CLASS_CODES[key[1]]:
+            continue
+        totals[client] = totals.get(client, 0) + n
+    return totals
 
 
 @dataclass
@@ -314,6 +514,11 @@ def trade_frames_load(
     detector's symbol counts are wanted.
     """
     ids = None if target_ids is None else sorted({int(pk) for pk in target_ids})
+    with _snapshot() as kept:
+        return _frames_load(fx, window_seconds, lookbacks, ids, since, until, with_counts, kept)
+
+
+def _frames_load(fx, window_seconds, lookbacks, ids, since, until, with_counts, kept: TailCache | None) -> TradeFrames:
     firsts, in_range = _targets(ids, since, until)
     keys = {ALL, *lookbacks}
     empty = frame_build(client=[], ts=[])
@@ -326,16 +531,26 @@ def trade_frames_load(
         recent = recent.filter(traded_at__lte=until)
     window = _Columns.of(_rows(_with_notional(recent)))
     reference = _Reference(fx)
-    tails: dict[ScopeKey, _Columns] = {}
-    for key, lookback in lookbacks.items():
-        if lookback:
-            tails[key] = _tail_columns(key, clients, edge, lookback)
+    wanted = {key: lookback for key, lookback in lookbacks.items() if lookback}
+    if not wanted:
+        kept = None
     counts = None
-    count_rows = _counts_through(clients, edge) if with_counts else []
-    instruments = {*window.instrument.tolist(), *(r[1] for r in count_rows)}
+    count_rows = _counts_through(clients, edge) if with_counts or kept is not None else []
+    reference.load({*window.instrument.tolist(), *(r[1] for r in count_rows)}, clients)
+    tails: dict[ScopeKey, _Columns] = {}
+    if kept is not None:
+        kept.check(reference)
+    for key, lookback in wanted.items():
+        if kept is not None:
+            tails[key] = kept.tail(key, clients, edge, lookback, _scope_totals(key, count_rows, reference))
+        else:
+            tails[key] = _tail_columns(key, clients, edge, lookback)
+    instruments = set()
     for tail in tails.values():
         instruments.update(tail.instrument.tolist())
     reference.load(instruments, clients)
+    if kept is not None:
+        kept.remember(reference, instruments)
     if with_counts:
         if count_rows:
             client, instrument, n = (np.array(c, dtype=np.int64) for c in zip(*count_rows, strict=True))
