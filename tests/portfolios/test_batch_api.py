@@ -8,6 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from auditlog.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -398,6 +399,9 @@ def test_concurrent_batches_over_the_same_portfolios_neither_deadlock_nor_double
     InstrumentFactory(symbol="RELIANCE", currency="INR")
     errors: list[BaseException] = []
     barrier = threading.Barrier(4)
+    # A content type missing after an earlier transactional test's flush would be created by the first thread
+    # inside its transaction, and cached for the others before that transaction commits (or rolls back).
+    ContentType.objects.get_for_models(Trade, Position)
 
     def worker(n: int) -> None:
         try:
