@@ -88,6 +88,11 @@ ROW_DTYPE = np.dtype(
 )
 # The tail's fields in binary COPY (riskradar.bulk.copy_out): bigint x 3, timestamptz, boolean, double precision.
 ROW_COPY_FIELDS = (("seq", "i8"), ("client", "i8"), ("instrument", "i8"), ("ts", "i8"), ("buy", "?"), ("local", "f8"))
+# The ROW_COPY_FIELDS of trades `t` joined to their instrument `i` (PostgreSQL; the first parameter is Side.BUY).
+ROW_COPY_SELECT = (
+    "SELECT t.id, t.portfolio_id, t.instrument_id, t.traded_at, t.side = %s, "
+    "(t.quantity * t.price * i.multiplier)::double precision"
+)
 
 
 def _with_notional(queryset):
@@ -137,8 +142,7 @@ def _tail_columns(key: ScopeKey, clients: list[int], edge: dt.datetime, lookback
     trade, instrument = _tables()
     scope, params = _scope_sql(key, "u")
     sql = f"""
-        SELECT t.id, t.portfolio_id, t.instrument_id, t.traded_at, t.side = %s,
-               (t.quantity * t.price * i.multiplier)::double precision
+        {ROW_COPY_SELECT}
         FROM unnest(%s::bigint[]) AS c(id)
         CROSS JOIN LATERAL (
             SELECT u.id, u.portfolio_id, u.instrument_id, u.traded_at, u.side, u.quantity, u.price
@@ -175,8 +179,7 @@ def _since_columns(key: ScopeKey, after: dict[int, dt.datetime], edge: dt.dateti
     scope, params = _scope_sql(key, "t")
     clients = list(after)
     sql = f"""
-        SELECT t.id, t.portfolio_id, t.instrument_id, t.traded_at, t.side = %s,
-               (t.quantity * t.price * i.multiplier)::double precision
+        {ROW_COPY_SELECT}
         FROM unnest(%s::bigint[], %s::timestamptz[]) AS c(id, after)
         JOIN {trade} t ON t.portfolio_id = c.id AND t.traded_at > c.after AND t.traded_at <= %s {scope}
         JOIN {instrument} i ON i.id = t.instrument_id
@@ -387,7 +390,8 @@ class TailCache:
             )
         if changed:
             self.clear()
-            self._database = database
+            with self._lock:
+                self._database = database
 
     def tail(
         self, key: ScopeKey, clients: list[int], edge: dt.datetime, lookback: int, totals: dict[int, int]
@@ -402,13 +406,12 @@ class TailCache:
         parts, tails, missing = [], {}, []
         empty = _Columns.of([])
         for client in clients:
-            old = kept.get(client)
-            later = since.get(client, empty)
-            if old is None or old.count + len(later) != totals.get(client, 0):
+            old, later, total = kept.get(client), since.get(client, empty), totals.get(client, 0)
+            if old is None or old.count + len(later) != total:
                 missing.append(client)
                 continue
             rows = _Columns.joined([old.rows, later]).take(slice(-lookback, None)).copy() if len(later) else old.rows
-            tails[client] = _Tail(edge_us, totals.get(client, 0), rows)
+            tails[client] = _Tail(edge_us, total, rows)
             parts.append(rows)
         if missing:
             read = _tail_columns(key, missing, edge, lookback).by_client()
