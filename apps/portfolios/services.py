@@ -249,7 +249,7 @@ def _book_locked(
 ) -> BookingResult:
     # The portfolio row lock serialises bookings of one portfolio, including the first booking of
     # an instrument, whose Position row does not exist yet and so cannot be locked itself.
-    Portfolio.objects.select_for_update().only("pk").get(pk=portfolio.pk)
+    Portfolio.objects.select_for_update(no_key=True).only("pk").get(pk=portfolio.pk)
     existing = _existing(fields["external_id"], portfolio, instrument, fields)
     if existing is not None:
         return existing
@@ -275,7 +275,7 @@ def _book_locked(
 @transaction.atomic
 def positions_rebuild(*, portfolio: Portfolio) -> list[Position]:
     """Recompute a portfolio's positions from its trades, in booking order, and store them."""
-    Portfolio.objects.select_for_update().only("pk").get(pk=portfolio.pk)
+    Portfolio.objects.select_for_update(no_key=True).only("pk").get(pk=portfolio.pk)
     states: dict[int, PositionState] = {}
     for trade in portfolio.trades.select_related("instrument").order_by("id"):
         states[trade.instrument_id] = apply_fill(
@@ -609,8 +609,13 @@ def _batch_book_locked(
 
 def _portfolios_lock(ids) -> None:
     """Lock the portfolios' rows in id order, so concurrent batches (and trade_book, which locks one) queue rather
-    than deadlock."""
-    list(Portfolio.objects.select_for_update().filter(pk__in=sorted(ids)).order_by("pk").values_list("pk"))
+    than deadlock.
+
+    FOR NO KEY UPDATE, as every booking lock: bookings of a portfolio still queue for each other, but the commit
+    of rows that merely refer to it (another process's evaluation raising alerts on it, whose foreign keys are
+    checked with FOR KEY SHARE) does not wait for the whole booking.
+    """
+    list(Portfolio.objects.select_for_update(no_key=True).filter(pk__in=sorted(ids)).order_by("pk").values_list("pk"))
 
 
 def _batch_fresh(valid: list[_BatchTrade], result: BatchBookingResult) -> list[_BatchTrade]:

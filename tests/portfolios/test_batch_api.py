@@ -266,7 +266,9 @@ def test_the_portfolios_are_locked_in_id_order_and_trades_inserted_in_bulk(analy
     inserts = sum(s.startswith(('INSERT INTO "portfolios_trade"', 'COPY "portfolios_trade"')) for s in sql)
     assert inserts == 1  # PostgreSQL takes them by COPY, SQLite in one multi-row INSERT (up to 500 rows)
     if connection.vendor == "postgresql":
-        (lock,) = [s for s in sql if "FOR UPDATE" in s and "portfolios_portfolio" in s]
+        # FOR NO KEY UPDATE: a concurrent commit of rows that refer to these portfolios (an evaluation's
+        # alerts) checks its foreign keys with FOR KEY SHARE, which this lock does not block.
+        (lock,) = [s for s in sql if "FOR NO KEY UPDATE" in s and "portfolios_portfolio" in s]
         assert "ORDER BY" in lock
         # The trades' change history is written before the lock, so concurrent batches queue for less.
         history = [n for n, s in enumerate(sql) if s.startswith('COPY "auditlog_logentry"')]
@@ -426,3 +428,47 @@ def test_concurrent_batches_over_the_same_portfolios_neither_deadlock_nor_double
     for portfolio in portfolios:
         stored = {p.instrument_id: p.quantity for p in Position.objects.filter(portfolio=portfolio)}
         assert stored == {p.instrument_id: p.quantity for p in positions_rebuild(portfolio=portfolio)}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_booking_lock_holds_off_other_bookings_but_not_commits_of_rows_that_refer_to_the_portfolio():
+    """While a batch holds its portfolios, another process's evaluation commits the alerts it raised on them (their
+    foreign keys are checked with FOR KEY SHARE); another booking of the same portfolio waits."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are only exercised on PostgreSQL")
+    from django.db import OperationalError, transaction
+
+    from apps.portfolios import services
+    from tests.factories import AlertFactory
+
+    portfolio, rule = PortfolioFactory(code="HELD"), AlertRuleFactory()
+    locked, release, errors = threading.Event(), threading.Event(), []
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                services._portfolios_lock([portfolio.pk])
+                locked.set()
+                release.wait(timeout=30)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert locked.wait(timeout=30)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '3s'")
+            AlertFactory(rule=rule, portfolio=portfolio)  # its foreign keys are checked at this commit
+        with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '200ms'")
+            services._portfolios_lock([portfolio.pk])
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    assert errors == [] and Alert.objects.filter(portfolio=portfolio).count() == 1
