@@ -12,7 +12,7 @@ from decimal import Decimal
 import numpy as np
 import orjson
 from django.core.exceptions import EmptyResultSet
-from django.db import NotSupportedError, connections, models, router
+from django.db import connections, models, router
 from django.db.models import F
 from django.db.models.lookups import In
 from django.utils import timezone
@@ -65,8 +65,9 @@ def rows_insert(objs: list[models.Model]) -> None:
     PostgreSQL the driver's client-side binding, which splits a statement of thousands of placeholders
     with a regular expression. Here each column's value is prepared once by its field (auto_now and
     auto_now_add fields get one time), then PostgreSQL takes the rows by COPY, with ids drawn from the
-    table's sequence beforehand, and other databases by multi-row INSERT ... RETURNING. Call it inside a
-    transaction; a constraint violation raises IntegrityError as bulk_create would.
+    table's sequence beforehand, and other databases by multi-row INSERT ... RETURNING; instances that all
+    have ids keep them. Call it inside a transaction; a constraint violation raises IntegrityError as
+    bulk_create would.
     """
     if not objs:
         return
@@ -75,7 +76,7 @@ def rows_insert(objs: list[models.Model]) -> None:
     preset = [obj.pk for obj in objs]
     if any(pk is None for pk in preset):
         if any(pk is not None for pk in preset):
-            raise ValueError("rows_insert takes instances that all have ids (ids_reserve) or none")
+            raise ValueError("rows_insert takes instances that all have ids or none")
         preset = None
     _stamp(objs, _insert_fields(model))
     attnames = [f.attname for f in _insert_fields(model)]
@@ -123,18 +124,6 @@ def _stamp(objs: list[models.Model], fields: list[models.Field]) -> None:
             for obj in objs:
                 if getattr(obj, f.attname) is None:
                     setattr(obj, f.attname, now)
-
-
-def ids_reserve(model: type[models.Model], count: int) -> list[int]:
-    """Draw `count` new ids from the model's table sequence (PostgreSQL), for rows inserted later in the transaction.
-
-    So that what refers to new rows (their change history) can be built and written before them. A rollback
-    leaves the ids unused, a gap in the sequence as any rolled-back insert leaves.
-    """
-    connection = connections[router.db_for_write(model)]
-    if connection.vendor != "postgresql":
-        raise NotSupportedError("ids are reserved from a sequence on PostgreSQL only")
-    return _ids_drawn(connection, model._meta, count)
 
 
 def _ids_drawn(connection, meta, count: int) -> list[int]:

@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeCount, TradeSource
 from apps.portfolios.positions import PositionState, apply_fill
-from riskradar.bulk import AnyOf, gc_paused, ids_reserve, rows_insert, rows_update
+from riskradar.bulk import AnyOf, gc_paused, rows_insert, rows_update
 
 SIDES = frozenset(Side.values)  # Side.values builds a new list at every use
 
@@ -568,11 +568,16 @@ def _batch_book_locked(
 
     What does not depend on the portfolios' state comes before their rows are locked, so that concurrent
     batches (several web processes) queue only for the writes that do: which external ids are booked, the
-    new trades, and on PostgreSQL (ids drawn from the sequence beforehand) the trades' change history. An
-    external id booked by another transaction meanwhile makes the trades' insert raise IntegrityError, which
-    trades_book_batch retries with `lock_first`: the portfolios locked before anything is read, so that no
-    booking in them can come between. The trades' insert stays under the lock: the trade-count triggers lock
-    count rows, which would otherwise be taken before the portfolio and could deadlock with trade_book.
+    new trades, their positions. An external id booked by another transaction meanwhile makes the trades'
+    insert raise IntegrityError, which trades_book_batch retries with `lock_first`: the portfolios locked
+    before anything is read, so that no booking in them can come between. The trades' insert stays under the
+    lock: the trade-count triggers lock count rows, which would otherwise be taken before the portfolio and
+    could deadlock with trade_book.
+
+    The booking is recorded once: for an audited source by the batch's trade_booked event, which lists every
+    trade's id (trades are immutable, so the row and the event are its whole history); for the others (an
+    import's own event records its file) by a change-history entry per trade. The positions moved get their
+    change-history entries either way.
     """
     if lock_first:
         _portfolios_lock({c.portfolio.pk for c in valid})
@@ -580,11 +585,6 @@ def _batch_book_locked(
     if not fresh:
         return
     trades = _batch_trades(fresh, source=source, booked_by=booked_by)
-    history_first = connection.vendor == "postgresql"
-    if history_first:
-        for trade, pk in zip(trades, ids_reserve(Trade, len(trades)), strict=True):
-            trade.pk = pk
-        _batch_change_log(trades, [], booked_by=booked_by)
     portfolio_ids = sorted({c.portfolio.pk for c in fresh})
     if not lock_first:
         _portfolios_lock(portfolio_ids)
@@ -594,8 +594,10 @@ def _batch_book_locked(
         result.items[candidate.index].trade_id = trade.pk
     moved = _batch_positions(fresh)
     ids = [trade.pk for trade in trades]
-    _batch_audit(fresh, source=source, booked_by=booked_by)
-    _batch_change_log([] if history_first else trades, moved, booked_by=booked_by)
+    audited = source not in UNAUDITED_SOURCES
+    if audited:
+        _batch_audit(fresh, source=source, booked_by=booked_by)
+    _batch_change_log(moved if audited else [*((None, trade) for trade in trades), *moved], booked_by=booked_by)
     from apps.alerts.services import trades_booked
     from apps.risk.live import recalculation_request
 
@@ -727,34 +729,35 @@ def _positions_write(positions: list[Position]) -> None:
     rows_update(positions, ["quantity", "average_cost", "realized_pnl", "updated_at"])
 
 
-def _batch_change_log(trades: list[Trade], moved: list[tuple[Position | None, Position]], *, booked_by) -> None:
-    """Give the batch's trades and positions the change history trade_book's saves get from django-auditlog.
+def _batch_change_log(changes: list[tuple[Trade | Position | None, Trade | Position]], *, booked_by) -> None:
+    """Give the rows a batch wrote the change history their saves would get from django-auditlog.
 
-    Bulk inserts and the positions' one UPDATE send no model signals, so the entries are written here, in
-    bulk (one INSERT per few hundred rows), whatever the trades' source, as auditlog records every save.
+    `changes` are (before, after) pairs, before None for a row created. Bulk inserts and the positions' one
+    UPDATE send no model signals, so the entries are written here, in bulk.
     """
     from apps.audit.services import auditlog_changes_record
 
-    auditlog_changes_record(changes=[*((None, trade) for trade in trades), *moved], actor=booked_by)
+    auditlog_changes_record(changes=changes, actor=booked_by)
 
 
 def _batch_audit(fresh: list[_BatchTrade], *, source: str, booked_by) -> None:
-    """Record the batch in the audit trail as one event: auditlog does not see bulk writes one by one."""
-    if source not in (TradeSource.API, TradeSource.MANUAL):
-        return
+    """Record the batch in the audit trail as one event: every trade's id (as runs of consecutive ids), the
+    first AUDITED_BATCH_TRADES in full."""
     from apps.audit.models import AuditAction
     from apps.audit.services import audit_record
 
+    ids = sorted(c.trade.pk for c in fresh)
     audit_record(
         action=AuditAction.TRADE_BOOKED,
         actor=booked_by,
         object_type="portfolios.trade",
-        object_id=f"{fresh[0].trade.pk}-{fresh[-1].trade.pk}",
+        object_id=f"{ids[0]}-{ids[-1]}",
         object_repr=f"Batch of {len(fresh)} trade(s)",
         detail={
             "source": source,
             "booked": len(fresh),
             "portfolios": sorted({c.portfolio.code for c in fresh}),
+            "trade_ids": id_runs(ids),
             "trades": [
                 {
                     "id": c.trade.pk,
@@ -766,6 +769,17 @@ def _batch_audit(fresh: list[_BatchTrade], *, source: str, booked_by) -> None:
             ],
         },
     )
+
+
+def id_runs(ids: list[int]) -> list[list[int]]:
+    """Sorted ids as [first, last] runs of consecutive ids: [1, 2, 3, 7] gives [[1, 3], [7, 7]]."""
+    runs: list[list[int]] = []
+    for pk in ids:
+        if runs and pk == runs[-1][1] + 1:
+            runs[-1][1] = pk
+        else:
+            runs.append([pk, pk])
+    return runs
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Business rows written in bulk (QuerySet.update, bulk_create, upserts) get the django-auditlog change history a
-save() would give them: the batch booking's trades and positions, the limit-increase expiry and the day roll of
-ticks into bars, written in bulk too."""
+save() would give them: the batch booking's positions (and its trades, unless the batch's audit event records
+them), the limit-increase expiry and the day roll of ticks into bars, written in bulk too."""
 
 import datetime as dt
 from decimal import Decimal
@@ -20,7 +20,8 @@ from apps.audit.models import AuditAction, AuditEvent
 from apps.audit.services import audit_verify, auditlog_changes_record
 from apps.market import services as market
 from apps.market.models import PriceBar, Tick
-from apps.portfolios.models import Position, Trade
+from apps.portfolios.models import Position, Trade, TradeSource
+from apps.portfolios.services import trades_book_batch
 from apps.risk.models import SymbolSignal
 from tests.factories import (
     InstrumentFactory,
@@ -65,7 +66,7 @@ def trade(n: int, portfolio: str = "ALPHA", side: str = "BUY", quantity: str = "
     }
 
 
-def test_a_batch_gives_each_trade_and_position_its_change_history(desk):
+def test_a_batch_records_its_trades_in_its_event_and_gives_each_position_its_change_history(desk):
     analyst = UserFactory(username="batcher", role=Role.ANALYST)
     api = APIClient()
     api.force_authenticate(analyst)
@@ -81,12 +82,12 @@ def test_a_batch_gives_each_trade_and_position_its_change_history(desk):
     )
     assert response.status_code == 200, response.content
 
-    created = entries(Trade, LogEntry.Action.CREATE)
-    assert sorted(created.values_list("object_pk", flat=True)) == sorted(
-        str(pk) for pk in Trade.objects.exclude(external_id="OMS-1").values_list("pk", flat=True)
-    )
-    sell = created.get(object_repr__startswith="OMS-3").changes
-    assert (sell["side"], sell["quantity"]) == (["None", "SELL"], ["None", "3"])  # as trade_book's save records it
+    # Trades are immutable: the batch's trade_booked event lists each one, and the row holds what was booked.
+    assert not entries(Trade).exists()
+    booked = sorted(Trade.objects.exclude(external_id="OMS-1").values_list("pk", flat=True))
+    event = AuditEvent.objects.filter(action=AuditAction.TRADE_BOOKED).latest("seq")
+    assert event.detail["trade_ids"] == [[booked[0], booked[-1]]] and booked[-1] - booked[0] == 2
+    assert (event.actor, event.ip) == (analyst, "10.9.8.7")
     (moved,) = entries(Position, LogEntry.Action.UPDATE)
     assert moved.object_pk == str(held.pk)
     assert moved.changes["quantity"] == ["10.00000000", "12.00000000"]
@@ -94,6 +95,23 @@ def test_a_batch_gives_each_trade_and_position_its_change_history(desk):
     assert new.object_pk == str(Position.objects.get(portfolio=desk["beta"]).pk)
     assert {e.actor_id for e in LogEntry.objects.all()} == {analyst.pk}
     assert {e.remote_addr for e in LogEntry.objects.all()} == {"10.9.8.7"}
+
+
+def test_a_batch_from_a_source_without_a_batch_event_gives_each_trade_its_change_history(desk):
+    importer = UserFactory(username="importer", role=Role.ANALYST)
+    result = trades_book_batch(
+        items=[trade(1), trade(2, side="SELL", quantity="3"), trade(3, portfolio="BETA")],
+        source=TradeSource.IMPORT,
+        booked_by=importer,
+    )
+    assert [item.status for item in result.items] == ["booked"] * 3
+    assert not AuditEvent.objects.filter(action=AuditAction.TRADE_BOOKED).exists()  # the import's own event does
+    created = entries(Trade, LogEntry.Action.CREATE)
+    assert sorted(created.values_list("object_id", flat=True)) == sorted(Trade.objects.values_list("pk", flat=True))
+    sell = created.get(object_repr__startswith="OMS-2").changes
+    assert (sell["side"], sell["quantity"]) == (["None", "SELL"], ["None", "3"])  # as trade_book's save records it
+    assert {e.actor_id for e in created} == {importer.pk}
+    assert entries(Position, LogEntry.Action.CREATE).count() == 2
 
 
 def test_a_batchs_history_costs_the_same_queries_for_20_trades_or_200(desk):
@@ -108,7 +126,9 @@ def test_a_batchs_history_costs_the_same_queries_for_20_trades_or_200(desk):
 
     book(2, 2000)  # the user's permissions and the content types are cached from here on
     assert book(20, 0) == book(200, 1000)
-    assert entries(Trade, LogEntry.Action.CREATE).count() == 222
+    assert not entries(Trade).exists()
+    events = AuditEvent.objects.filter(action=AuditAction.TRADE_BOOKED)
+    assert sum(last - first + 1 for e in events for first, last in e.detail["trade_ids"]) == 222
     assert entries(Position, LogEntry.Action.UPDATE).count() == 4
 
 

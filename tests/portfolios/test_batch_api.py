@@ -4,6 +4,7 @@ positions equal to a replay of the trades, and surveillance of the batch after t
 import datetime as dt
 import threading
 from decimal import Decimal
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Role
@@ -22,6 +25,7 @@ from apps.portfolios.services import (
     ERR_BATCH_ITEM,
     ERR_BATCH_REPEATED,
     ERR_EXTERNAL_ID_REUSED,
+    id_runs,
     positions_rebuild,
     trade_book,
     trades_book_batch,
@@ -270,10 +274,9 @@ def test_the_portfolios_are_locked_in_id_order_and_trades_inserted_in_bulk(analy
         # alerts) checks its foreign keys with FOR KEY SHARE, which this lock does not block.
         (lock,) = [s for s in sql if "FOR NO KEY UPDATE" in s and "portfolios_portfolio" in s]
         assert "ORDER BY" in lock
-        # The trades' change history is written before the lock, so concurrent batches queue for less.
-        history = [n for n, s in enumerate(sql) if s.startswith('COPY "auditlog_logentry"')]
         insert = next(n for n, s in enumerate(sql) if s.startswith('COPY "portfolios_trade"'))
-        assert history[0] < sql.index(lock) < insert < history[-1]  # the positions' history comes after
+        (history,) = [n for n, s in enumerate(sql) if s.startswith('COPY "auditlog_logentry"')]  # the positions'
+        assert sql.index(lock) < insert < history
 
 
 def test_an_external_id_booked_meanwhile_is_found_on_the_retry_with_nothing_of_the_first_attempt_left(
@@ -301,9 +304,10 @@ def test_an_external_id_booked_meanwhile_is_found_on_the_retry_with_nothing_of_t
         ("booked", Trade.objects.get(external_id="OMS-2").pk),
     ]
     assert len(calls) == 2 and Trade.objects.count() == 2
-    created = LogEntry.objects.filter(action=LogEntry.Action.CREATE, content_type__model="trade")
-    assert sorted(created.values_list("object_id", flat=True)) == sorted(Trade.objects.values_list("pk", flat=True))
-    assert LogEntry.objects.count() == entries + 2  # OMS-2 and its position's update: the failed attempt left none
+    second = Trade.objects.get(external_id="OMS-2").pk
+    event = AuditEvent.objects.filter(action=AuditAction.TRADE_BOOKED).latest("seq")
+    assert (event.detail["booked"], event.detail["trade_ids"]) == (1, [[second, second]])
+    assert LogEntry.objects.count() == entries + 1  # OMS-2's position update: the failed attempt left none
 
 
 def test_the_batch_is_audited_as_one_event(analyst_client, desk):
@@ -472,3 +476,16 @@ def test_the_booking_lock_holds_off_other_bookings_but_not_commits_of_rows_that_
         release.set()
         thread.join(timeout=30)
     assert errors == [] and Alert.objects.filter(portfolio=portfolio).count() == 1
+
+
+@given(st.lists(st.integers(min_value=1, max_value=60), unique=True))
+def test_id_runs_cover_exactly_the_ids_in_maximal_runs(ids):
+    runs = id_runs(sorted(ids))
+    assert [pk for first, last in runs for pk in range(first, last + 1)] == sorted(ids)
+    assert all(first <= last for first, last in runs)
+    assert all(later[0] > earlier[1] + 1 for earlier, later in pairwise(runs))  # runs never touch
+
+
+def test_id_runs_examples():
+    assert id_runs([]) == []
+    assert id_runs([1, 2, 3, 7, 9, 10]) == [[1, 3], [7, 7], [9, 10]]
