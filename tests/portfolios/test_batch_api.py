@@ -3,6 +3,7 @@ positions equal to a replay of the trades, and surveillance of the batch after t
 
 import datetime as dt
 import threading
+import time
 from decimal import Decimal
 from itertools import pairwise
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import given
@@ -20,7 +21,7 @@ from rest_framework.test import APIClient
 from apps.accounts.models import Role
 from apps.alerts.models import Alert, AlertRule, RuleKind
 from apps.audit.models import AuditAction, AuditEvent
-from apps.portfolios.models import Position, Trade, TradeSource
+from apps.portfolios.models import Position, Trade, TradeCount, TradeSource
 from apps.portfolios.services import (
     ERR_BATCH_ITEM,
     ERR_BATCH_REPEATED,
@@ -274,9 +275,15 @@ def test_the_portfolios_are_locked_in_id_order_and_trades_inserted_in_bulk(analy
         # alerts) checks its foreign keys with FOR KEY SHARE, which this lock does not block.
         (lock,) = [s for s in sql if "FOR NO KEY UPDATE" in s and "portfolios_portfolio" in s]
         assert "ORDER BY" in lock
+        # The trades go in before the lock, their foreign keys checked at once; their counts come under it.
         insert = next(n for n, s in enumerate(sql) if s.startswith('COPY "portfolios_trade"'))
+        immediate, deferred = (
+            next(n for n, s in enumerate(sql) if s.startswith("SET CONSTRAINTS") and s.endswith(mode))
+            for mode in ("IMMEDIATE", "DEFERRED")
+        )
+        count = next(n for n, s in enumerate(sql) if s.startswith('INSERT INTO "portfolios_tradecount"'))
         (history,) = [n for n, s in enumerate(sql) if s.startswith('COPY "auditlog_logentry"')]  # the positions'
-        assert sql.index(lock) < insert < history
+        assert immediate < insert < deferred < sql.index(lock) < count < history
 
 
 def test_an_external_id_booked_meanwhile_is_found_on_the_retry_with_nothing_of_the_first_attempt_left(
@@ -489,3 +496,138 @@ def test_id_runs_cover_exactly_the_ids_in_maximal_runs(ids):
 def test_id_runs_examples():
     assert id_runs([]) == []
     assert id_runs([1, 2, 3, 7, 9, 10]) == [[1, 3], [7, 7], [9, 10]]
+
+
+def _deadlock() -> OperationalError:
+    """The error Django raises when PostgreSQL breaks a lock cycle (deadlock_detected, 40P01)."""
+    error = OperationalError("deadlock detected")
+    error.__cause__ = type("DeadlockDetected", (Exception,), {"sqlstate": "40P01"})()
+    return error
+
+
+def test_a_batch_that_deadlocked_is_booked_on_the_second_attempt(analyst_client, desk, monkeypatch):
+    from apps.portfolios import services
+
+    insert, calls = services.rows_insert, []
+
+    def deadlock_once(objs):
+        calls.append(len(objs))
+        if len(calls) == 1:
+            raise _deadlock()
+        return insert(objs)
+
+    monkeypatch.setattr(services, "rows_insert", deadlock_once)
+    response = analyst_client.post(URL, [trade(1), trade(2)], format="json")
+    assert response.status_code == 200, response.json()
+    assert [r["status"] for r in response.json()["results"]] == ["booked", "booked"]
+    assert calls[:2] == [2, 2] and Trade.objects.count() == 2
+
+
+def test_a_batch_fails_on_any_other_operational_error(analyst_client, desk, monkeypatch):
+    from apps.portfolios import services
+
+    def unreachable(objs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "rows_insert", unreachable)
+    with pytest.raises(OperationalError):
+        analyst_client.post(URL, [trade(1)], format="json")
+    assert not Trade.objects.exists()
+
+
+def test_a_single_booking_that_deadlocked_is_booked_on_the_second_attempt(desk, monkeypatch):
+    from apps.portfolios import services
+
+    locked, calls = services._book_locked, []
+
+    def deadlock_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise _deadlock()
+        return locked(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_book_locked", deadlock_once)
+    booking = trade_book(
+        portfolio=desk["alpha"],
+        instrument=desk["reliance"],
+        side="BUY",
+        quantity="10",
+        price="2900.5",
+        traded_at=NOW,
+        external_id="OMS-1",
+    )
+    assert booking.created and len(calls) == 2 and Trade.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_and_a_single_booking_of_the_same_external_id_at_once_book_it_once(monkeypatch):
+    """The batch inserts OMS-1 before it locks the portfolio; trade_book holds the portfolio and waits for OMS-1's
+    insert; the batch then waits for the portfolio. PostgreSQL breaks the cycle by failing one of them, which
+    tries again and finds the other's trade."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are only exercised on PostgreSQL")
+    from apps.portfolios import services
+
+    portfolio = PortfolioFactory(code="ALPHA", base_currency="INR")
+    instrument = InstrumentFactory(symbol="RELIANCE", currency="INR")
+    ContentType.objects.get_for_models(Trade, Position)
+    inserted, go, outcomes, errors = threading.Event(), threading.Event(), {}, []
+    lock = services._portfolios_lock
+
+    def lock_when_told(ids):
+        if threading.current_thread().name == "batch" and not inserted.is_set():
+            inserted.set()
+            go.wait(timeout=30)
+        return lock(ids)
+
+    monkeypatch.setattr(services, "_portfolios_lock", lock_when_told)
+
+    def run(name, book) -> None:
+        try:
+            outcomes[name] = book()
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    batch = threading.Thread(
+        name="batch", target=run, args=("batch", lambda: trades_book_batch(items=[trade(1)], source=TradeSource.API))
+    )
+    single = threading.Thread(
+        target=run,
+        args=(
+            "single",
+            lambda: trade_book(
+                portfolio=portfolio,
+                instrument=instrument,
+                side="BUY",
+                quantity="10",
+                price="2900.5",
+                traded_at=NOW + dt.timedelta(seconds=1),
+                external_id="OMS-1",
+            ),
+        ),
+    )
+    batch.start()
+    try:
+        assert inserted.wait(timeout=30)
+        single.start()
+        with connection.cursor() as cursor:  # until trade_book waits for the batch's insert of OMS-1
+            for _ in range(300):
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.01)
+            else:
+                pytest.fail("trade_book never waited for the batch")
+    finally:
+        go.set()
+        batch.join(timeout=60)
+        single.join(timeout=60)
+    assert errors == []
+    (booked,) = Trade.objects.filter(external_id="OMS-1")
+    statuses = {outcomes["batch"].items[0].status, "booked" if outcomes["single"].created else "duplicate"}
+    assert statuses == {"booked", "duplicate"}
+    assert outcomes["batch"].items[0].trade_id == outcomes["single"].trade.pk == booked.pk
+    assert dict(TradeCount.objects.values_list("portfolio_id", "trades")) == {portfolio.pk: 1}
