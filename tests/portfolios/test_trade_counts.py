@@ -43,6 +43,19 @@ def _trade(portfolio, instrument, k: int) -> Trade:
     )
 
 
+def _item(portfolio, instrument, external_id: str, at: dt.datetime) -> dict:
+    """A batch booking's item: one unit bought at 10."""
+    return {
+        "portfolio": portfolio.code,
+        "symbol": instrument.symbol,
+        "side": "BUY",
+        "quantity": "1",
+        "price": "10",
+        "traded_at": at.isoformat(),
+        "external_id": external_id,
+    }
+
+
 def test_counts_follow_every_way_trades_are_written():
     a, b = PortfolioFactory(code="TCA"), PortfolioFactory(code="TCB")
     x, y = InstrumentFactory(symbol="TCX"), InstrumentFactory(symbol="TCY")
@@ -53,15 +66,7 @@ def test_counts_follow_every_way_trades_are_written():
 
     result = trades_book_batch(
         items=[
-            {
-                "portfolio": portfolio.code,
-                "symbol": instrument.symbol,
-                "side": "BUY",
-                "quantity": "1",
-                "price": "10",
-                "traded_at": (AT + dt.timedelta(seconds=k)).isoformat(),
-                "external_id": f"TC-BATCH-{k}",
-            }
+            _item(portfolio, instrument, f"TC-BATCH-{k}", AT + dt.timedelta(seconds=k))
             for k, (portfolio, instrument) in enumerate([(a, x), (a, y), (b, y), (a, x), (b, y), (b, y)])
         ]
     )
@@ -167,18 +172,7 @@ def test_an_insert_whose_transaction_counts_it_itself_is_left_to_it():
     assert _kept() == {(a.pk, x.pk): 3}
 
     result = trades_book_batch(
-        items=[
-            {
-                "portfolio": a.code,
-                "symbol": x.symbol,
-                "side": "BUY",
-                "quantity": "1",
-                "price": "10",
-                "traded_at": (AT + dt.timedelta(hours=1, seconds=k)).isoformat(),
-                "external_id": f"TC-CALLER-{k}",
-            }
-            for k in range(4)
-        ]
+        items=[_item(a, x, f"TC-CALLER-{k}", AT + dt.timedelta(hours=1, seconds=k)) for k in range(4)]
     )
     assert result.booked == 4
     assert _kept() == {(a.pk, x.pk): 7} and _grouped() == {(a.pk, x.pk): 10}  # the 3 skipped above stay uncounted
