@@ -55,7 +55,30 @@ class AnyOf(In):
         if not values:
             raise EmptyResultSet
         field = self.lhs.output_field
-        return f"{lhs} = ANY(%s)", (*lhs_params, [field.get_db_prep_value(v, connection) for v in values])
+        values = array_param([field.get_db_prep_value(v, connection) for v in values])
+        if isinstance(values, str):
+            return f"{lhs} = ANY(%s::{field.rel_db_type(connection)}[])", (*lhs_params, values)
+        return f"{lhs} = ANY(%s)", (*lhs_params, values)
+
+
+def array_param(values: list) -> list | str:
+    """Integers or finite decimals (None for NULL) as one PostgreSQL array literal, "{1,2.5,NULL}"; other lists as
+    they are.
+
+    The driver adapts a list element by element in Python and then escapes the whole (about 10 µs an element
+    for decimals); the literal's text is the numbers' own, and goes as one string. Cast it in the SQL
+    (%s::bigint[], %s::numeric[]).
+    """
+    parts = []
+    for value in values:
+        kind = type(value)
+        if kind is int or (kind is Decimal and value.is_finite()):
+            parts.append(str(value))
+        elif value is None:
+            parts.append("NULL")
+        else:
+            return values
+    return "{" + ",".join(parts) + "}"
 
 
 def rows_insert(objs: list[models.Model]) -> None:
@@ -227,7 +250,7 @@ def _arrays(connection, fields: list[models.Field], objs: list[models.Model]) ->
             arrays.append("%s::text[]::jsonb[]")
         else:
             prepare = _native_or(f.get_db_prep_save)
-            params.append([prepare(getattr(obj, f.attname), connection) for obj in objs])
+            params.append(array_param([prepare(getattr(obj, f.attname), connection) for obj in objs]))
             arrays.append(f"%s::{f.db_type(connection)}[]")
     return arrays, params
 

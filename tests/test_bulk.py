@@ -6,12 +6,15 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from apps.portfolios.models import Trade
 from apps.risk.models import RiskSnapshot
 from riskradar.bulk import (
     ROWS_PER_STATEMENT,
     AnyOf,
+    array_param,
     rows_insert,
     rows_insert_new,
     rows_update,
@@ -353,3 +356,35 @@ def test_copy_out_refuses_rows_that_are_not_the_fields_given(sql, fields):
 
     with pytest.raises(ValueError, match="not the fields given"):
         copy_out(connection, sql, [], fields)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            st.decimals(allow_nan=False, allow_infinity=False, places=8, min_value=-(10**15), max_value=10**15),
+        ),
+        max_size=30,
+    )
+)
+def test_array_param_writes_integers_and_decimals_as_one_literal(values):
+    literal = array_param(values)
+    assert literal == "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+
+
+@pytest.mark.parametrize(
+    "values", [[1, True], [Decimal("NaN")], [Decimal("Infinity")], [1.5], ["a"], [dt.date(2026, 1, 1)]]
+)
+def test_array_param_leaves_other_lists_to_the_driver(values):
+    assert array_param(values) is values
+
+
+def test_array_param_literals_read_back_as_the_values_on_postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("an array literal is PostgreSQL's")
+    values = [Decimal("1E+3"), Decimal("-0.00000001"), None, Decimal("123456789.12345678"), Decimal("0")]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::numeric[], %s::bigint[]", [array_param(values), array_param([1, None, -(2**63)])])
+        decimals, ints = cursor.fetchone()
+    assert decimals == values and ints == [1, None, -(2**63)]

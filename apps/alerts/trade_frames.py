@@ -36,7 +36,7 @@ from apps.alerts.models import Scope
 from apps.market.models import AssetClass, Instrument
 from apps.market.selectors import FxTable
 from apps.portfolios.models import Portfolio, Side, Trade, TradeCount
-from riskradar.bulk import AnyOf, copy_out
+from riskradar.bulk import AnyOf, array_param, copy_out
 
 ASSET_CLASS_CODES = {value: code for code, value in enumerate(AssetClass.values)}
 ASSET_CLASSES = tuple(AssetClass.values)  # by code
@@ -154,7 +154,7 @@ def _tail_columns(key: ScopeKey, clients: list[int], edge: dt.datetime, lookback
         JOIN {instrument} i ON i.id = t.instrument_id
     """
     return _Columns.of_copy(
-        copy_out(connection, sql, [Side.BUY.value, clients, edge, *params, lookback], ROW_COPY_FIELDS)
+        copy_out(connection, sql, [Side.BUY.value, array_param(clients), edge, *params, lookback], ROW_COPY_FIELDS)
     )
 
 
@@ -184,9 +184,8 @@ def _since_columns(key: ScopeKey, after: dict[int, dt.datetime], edge: dt.dateti
         JOIN {trade} t ON t.portfolio_id = c.id AND t.traded_at > c.after AND t.traded_at <= %s {scope}
         JOIN {instrument} i ON i.id = t.instrument_id
     """
-    rows = copy_out(
-        connection, sql, [Side.BUY.value, clients, [after[c] for c in clients], edge, *params], ROW_COPY_FIELDS
-    )
+    params = [Side.BUY.value, array_param(clients), [after[c] for c in clients], edge, *params]
+    rows = copy_out(connection, sql, params, ROW_COPY_FIELDS)
     return _Columns.of_copy(rows)
 
 
@@ -199,9 +198,10 @@ def _counts_through(clients: list[int], edge: dt.datetime) -> list[tuple[int, in
     The totals the database keeps (TradeCount) less each client's trades after the edge, read in one statement
     (so one snapshot): its cost follows the clients' recent trades, not their whole history.
     """
-    totals = TradeCount.objects.filter(portfolio_id__in=clients).values_list("portfolio_id", "instrument_id", "trades")
+    totals = TradeCount.objects.filter(AnyOf("portfolio_id", clients))
+    totals = totals.values_list("portfolio_id", "instrument_id", "trades")
     later = (
-        Trade.objects.filter(portfolio_id__in=clients, traded_at__gt=edge)
+        Trade.objects.filter(AnyOf("portfolio_id", clients), traded_at__gt=edge)
         .values_list("portfolio_id", "instrument_id")
         .annotate(n=Value(0) - Count("id"))
         .order_by()
@@ -529,7 +529,7 @@ def _frames_load(fx, window_seconds, lookbacks, ids, since, until, with_counts, 
         return TradeFrames(dict.fromkeys(keys, empty), HistoryCounts.empty() if with_counts else None, None)
     clients = sorted(firsts)
     edge = min(firsts.values()) - dt.timedelta(seconds=window_seconds)
-    recent = Trade.objects.filter(portfolio_id__in=clients, traded_at__gt=edge)
+    recent = Trade.objects.filter(AnyOf("portfolio_id", clients), traded_at__gt=edge)
     if until is not None:
         recent = recent.filter(traded_at__lte=until)
     window = _Columns.of(_rows(_with_notional(recent)))

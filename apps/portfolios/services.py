@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeCount, TradeSource
 from apps.portfolios.positions import PositionState, apply_fill
-from riskradar.bulk import AnyOf, gc_paused, rows_insert, rows_update
+from riskradar.bulk import AnyOf, array_param, gc_paused, rows_insert, rows_update
 
 SIDES = frozenset(Side.values)  # Side.values builds a new list at every use
 
@@ -675,7 +675,7 @@ def _trade_counts_add(trades: list[Trade]) -> None:
             f"INSERT INTO {table} AS c (portfolio_id, instrument_id, trades) "
             "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) "
             "ON CONFLICT (portfolio_id, instrument_id) DO UPDATE SET trades = c.trades + EXCLUDED.trades",
-            [[p for p, _ in pairs], [i for _, i in pairs], [counts[pair] for pair in pairs]],
+            [array_param(column) for column in zip(*[(p, i, counts[p, i]) for p, i in pairs], strict=True)],
         )
 
 
@@ -775,7 +775,7 @@ def _positions_of(pairs: list[tuple[int, int]]) -> QuerySet:
         exact = RawSQL(
             f"SELECT p.id FROM {table} p JOIN unnest(%s::bigint[], %s::bigint[]) AS k(portfolio_id, instrument_id) "
             "ON p.portfolio_id = k.portfolio_id AND p.instrument_id = k.instrument_id",
-            [[pair[0] for pair in pairs], [pair[1] for pair in pairs]],
+            [array_param([pair[0] for pair in pairs]), array_param([pair[1] for pair in pairs])],
         )
         return Position.objects.filter(pk__in=exact)
     return Position.objects.filter(
