@@ -178,27 +178,36 @@ def trade_book(
     overridden = []
     if check_limits and _existing(fields["external_id"], portfolio, instrument, fields) is None:
         overridden = _hard_limits_check(portfolio, instrument, fields, booked_by, override_hard_limits)
-    for attempt in (1, 2):
-        try:
-            with transaction.atomic():
-                result = _book_locked(portfolio, instrument, fields, source=source, booked_by=booked_by, note=note)
-                if result.created:
-                    _recalculation_request(portfolio.pk)
-                    _surveillance_request(result.trade, overridden)
-                    _booking_audit(result.trade, overridden)
-                return result
-        except IntegrityError:
-            # Another transaction booked this external id (in another portfolio) between our check and insert.
-            existing = _existing(fields["external_id"], portfolio, instrument, fields)
-            if existing is None:
-                raise
-            return existing
-        except OperationalError as exc:
-            # A batch inserted this external id before locking this portfolio, which we hold: the database broke
-            # the deadlock by failing us. Once more, the lock then waits for the batch and finds its trade.
-            if attempt == 2 or not deadlocked(exc):
-                raise
-    raise AssertionError("unreachable")  # the second attempt returns or raises
+    try:
+        return _book_once(
+            portfolio, instrument, fields, source=source, booked_by=booked_by, note=note, overridden=overridden
+        )
+    except OperationalError as exc:
+        # A batch inserted this external id before locking this portfolio, which we held: the database broke the
+        # deadlock by failing us. Once more: the lock then waits for the batch, and finds its trade.
+        if not deadlocked(exc):
+            raise
+        return _book_once(
+            portfolio, instrument, fields, source=source, booked_by=booked_by, note=note, overridden=overridden
+        )
+
+
+def _book_once(portfolio, instrument, fields: dict, *, source, booked_by, note, overridden: list) -> BookingResult:
+    """One attempt of trade_book's transaction: the booking, its recalculation, surveillance and audit."""
+    try:
+        with transaction.atomic():
+            result = _book_locked(portfolio, instrument, fields, source=source, booked_by=booked_by, note=note)
+            if result.created:
+                _recalculation_request(portfolio.pk)
+                _surveillance_request(result.trade, overridden)
+                _booking_audit(result.trade, overridden)
+            return result
+    except IntegrityError:
+        # Another transaction booked this external id (in another portfolio) between our check and insert.
+        existing = _existing(fields["external_id"], portfolio, instrument, fields)
+        if existing is None:
+            raise
+        return existing
 
 
 def deadlocked(exc: BaseException) -> bool:
@@ -600,14 +609,14 @@ def _batch_book_locked(
         return
     trades = _batch_trades(fresh, source=source, booked_by=booked_by)
     portfolio_ids = sorted({c.portfolio.pk for c in fresh})
-    if connection.vendor == "postgresql":
+    before_lock = connection.vendor == "postgresql"  # elsewhere the database takes one writer at a time anyway
+    if before_lock:
         _trades_insert_uncounted(trades)
-        if not lock_first:
-            _portfolios_lock(portfolio_ids)
+    if not lock_first:
+        _portfolios_lock(portfolio_ids)
+    if before_lock:
         _trade_counts_add(trades)
     else:
-        if not lock_first:
-            _portfolios_lock(portfolio_ids)
         rows_insert(trades)
     for candidate, trade in zip(fresh, trades, strict=True):
         candidate.trade = trade
@@ -617,7 +626,10 @@ def _batch_book_locked(
     audited = source not in UNAUDITED_SOURCES
     if audited:
         _batch_audit(fresh, source=source, booked_by=booked_by)
-    _batch_change_log(moved if audited else [*((None, trade) for trade in trades), *moved], booked_by=booked_by)
+    # Bulk writes send no model signals: the change history auditlog would record is written here, in bulk.
+    from apps.audit.services import auditlog_changes_record
+
+    auditlog_changes_record(changes=moved if audited else [*((None, t) for t in trades), *moved], actor=booked_by)
     from apps.alerts.services import trades_booked
     from apps.risk.live import recalculation_request
 
@@ -786,17 +798,6 @@ def _positions_of(pairs: list[tuple[int, int]]) -> QuerySet:
 def _positions_write(positions: list[Position]) -> None:
     """Store the new quantity, average cost and realised P&L of existing positions (updated_at already set)."""
     rows_update(positions, ["quantity", "average_cost", "realized_pnl", "updated_at"])
-
-
-def _batch_change_log(changes: list[tuple[Trade | Position | None, Trade | Position]], *, booked_by) -> None:
-    """Give the rows a batch wrote the change history their saves would get from django-auditlog.
-
-    `changes` are (before, after) pairs, before None for a row created. Bulk inserts and the positions' one
-    UPDATE send no model signals, so the entries are written here, in bulk.
-    """
-    from apps.audit.services import auditlog_changes_record
-
-    auditlog_changes_record(changes=changes, actor=booked_by)
 
 
 def _batch_audit(fresh: list[_BatchTrade], *, source: str, booked_by) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import given
@@ -448,8 +448,6 @@ def test_the_booking_lock_holds_off_other_bookings_but_not_commits_of_rows_that_
     foreign keys are checked with FOR KEY SHARE); another booking of the same portfolio waits."""
     if connection.vendor != "postgresql":
         pytest.skip("row locks are only exercised on PostgreSQL")
-    from django.db import OperationalError, transaction
-
     from apps.portfolios import services
     from tests.factories import AlertFactory
 
