@@ -130,10 +130,8 @@ class TradeCount(models.Model):
 
     Every insert, delete or change of a trade's portfolio or instrument moves the counts in the same
     transaction, whatever wrote it (the booking services, bulk writes, the admin, a data load), so surveillance
-    reads a client's symbol history without counting every trade it ever booked. Written by the app only where
-    the batch booking (PostgreSQL) inserts its trades before it locks their portfolios, with the trigger told to
-    leave that insert (riskradar.trade_counts_by_caller), and counts them once it holds the locks. See migrations
-    portfolios 0003 and 0004 for the triggers.
+    reads a client's symbol history without counting every trade it ever booked. See migrations portfolios 0003
+    (the triggers) and 0005 (the insert trigger as it is now).
     """
 
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="+", db_index=False)

@@ -2,14 +2,13 @@
 
 import copy
 import datetime as dt
-from collections import Counter
 from dataclasses import asdict, dataclass
 from dataclasses import field as dataclass_field
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -179,22 +178,6 @@ def trade_book(
     if check_limits and _existing(fields["external_id"], portfolio, instrument, fields) is None:
         overridden = _hard_limits_check(portfolio, instrument, fields, booked_by, override_hard_limits)
     try:
-        return _book_once(
-            portfolio, instrument, fields, source=source, booked_by=booked_by, note=note, overridden=overridden
-        )
-    except OperationalError as exc:
-        # A batch inserted this external id before locking this portfolio, which we held: the database broke the
-        # deadlock by failing us. Once more: the lock then waits for the batch, and finds its trade.
-        if not deadlocked(exc):
-            raise
-        return _book_once(
-            portfolio, instrument, fields, source=source, booked_by=booked_by, note=note, overridden=overridden
-        )
-
-
-def _book_once(portfolio, instrument, fields: dict, *, source, booked_by, note, overridden: list) -> BookingResult:
-    """One attempt of trade_book's transaction: the booking, its recalculation, surveillance and audit."""
-    try:
         with transaction.atomic():
             result = _book_locked(portfolio, instrument, fields, source=source, booked_by=booked_by, note=note)
             if result.created:
@@ -208,11 +191,6 @@ def _book_once(portfolio, instrument, fields: dict, *, source, booked_by, note, 
         if existing is None:
             raise
         return existing
-
-
-def deadlocked(exc: BaseException) -> bool:
-    """Whether a database error is PostgreSQL's deadlock_detected (40P01), raised to break a lock cycle."""
-    return getattr(exc.__cause__, "sqlstate", None) == "40P01"
 
 
 def _recalculation_request(portfolio_id: int) -> None:
@@ -557,11 +535,11 @@ def trades_book_batch(*, items: list, source: str = TradeSource.API, booked_by=N
             with transaction.atomic():
                 _batch_book_locked(valid, result, source=source, booked_by=booked_by, lock_first=attempt == 2)
             break
-        except (IntegrityError, OperationalError) as exc:
-            # Another transaction booked one of these external ids between our check and our insert (or, inserting
-            # some of ours as we inserted some of its, deadlocked with us): the second attempt locks the
-            # portfolios first, finds them booked and reports them as duplicates or rejections.
-            if attempt == 2 or (isinstance(exc, OperationalError) and not deadlocked(exc)):
+        except IntegrityError:
+            # Another transaction booked one of these external ids between our check and our insert: the
+            # second attempt locks the portfolios first, finds it booked and reports it as a duplicate or a
+            # rejection.
+            if attempt == 2:
                 raise
             for candidate in valid:
                 candidate.trade = None
@@ -590,12 +568,12 @@ def _batch_book_locked(
 
     What does not depend on the portfolios' state comes before their rows are locked, so that concurrent
     batches (several web processes) queue only for the writes that do: which external ids are booked, the
-    trades' counts, their positions. On PostgreSQL the trades are inserted, and their foreign keys checked,
-    before the lock (_trades_insert_uncounted); elsewhere the database takes one writer at a time anyway. An
-    external id booked by another transaction meanwhile makes the trades' insert raise IntegrityError (or,
-    when two transactions insert each other's ids, one of them DeadlockDetected), which trades_book_batch
-    retries with `lock_first`: the portfolios locked before anything is read, so that no booking in them can
-    come between.
+    new trades, their positions. The trades are inserted under the lock, which is what makes their ids the
+    booking order: a batch that drew its ids before another booking of the same portfolio took the lock
+    would move the positions in an order that a replay by id (positions_rebuild) does not repeat. An external
+    id booked by another transaction meanwhile makes the trades' insert raise IntegrityError, which
+    trades_book_batch retries with `lock_first`: the portfolios locked before anything is read, so that no
+    booking in them can come between.
 
     The booking is recorded once: for an audited source by the batch's trade_booked event, which lists every
     trade's id (trades are immutable, so the row and the event are its whole history); for the others (an
@@ -609,15 +587,9 @@ def _batch_book_locked(
         return
     trades = _batch_trades(fresh, source=source, booked_by=booked_by)
     portfolio_ids = sorted({c.portfolio.pk for c in fresh})
-    before_lock = connection.vendor == "postgresql"  # elsewhere the database takes one writer at a time anyway
-    if before_lock:
-        _trades_insert_uncounted(trades)
     if not lock_first:
         _portfolios_lock(portfolio_ids)
-    if before_lock:
-        _trade_counts_add(trades)
-    else:
-        rows_insert(trades)
+    rows_insert(trades)
     for candidate, trade in zip(fresh, trades, strict=True):
         candidate.trade = trade
         result.items[candidate.index].trade_id = trade.pk
@@ -650,45 +622,6 @@ def _portfolios_lock(ids) -> None:
     checked with FOR KEY SHARE) does not wait for the whole booking.
     """
     list(Portfolio.objects.select_for_update(no_key=True).filter(pk__in=sorted(ids)).order_by("pk").values_list("pk"))
-
-
-def _trades_insert_uncounted(trades: list[Trade]) -> None:
-    """Insert new trades with their foreign keys checked at once and without the trade-count trigger (PostgreSQL).
-
-    For the batch booking, before it locks the portfolios: the trigger's upsert locks the count rows, which
-    taken before the portfolios' rows could deadlock with trade_book (portfolio, then count), and the
-    constraints' checks, deferred, would run at the commit under the locks. Checked here, each takes FOR KEY
-    SHARE on the row it finds, which the bookings' FOR NO KEY UPDATE does not block. The caller counts the
-    trades with _trade_counts_add once it holds the locks, in the same transaction.
-    """
-    table = Trade._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('riskradar.trade_counts_by_caller', 'on', true), string_agg(quote_ident(conname), ', ') "
-            "FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' AND condeferrable AND condeferred",
-            [table],
-        )
-        _, constraints = cursor.fetchone()
-        if constraints:
-            cursor.execute(f"SET CONSTRAINTS {constraints} IMMEDIATE")
-        rows_insert(trades)
-        if constraints:
-            cursor.execute(f"SET CONSTRAINTS {constraints} DEFERRED")
-        cursor.execute("SELECT set_config('riskradar.trade_counts_by_caller', 'off', true)")
-
-
-def _trade_counts_add(trades: list[Trade]) -> None:
-    """Count trades inserted by _trades_insert_uncounted, as the trigger would have: one upsert, pairs in order."""
-    counts = Counter((trade.portfolio_id, trade.instrument_id) for trade in trades)
-    pairs = sorted(counts)
-    table = connection.ops.quote_name(TradeCount._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} AS c (portfolio_id, instrument_id, trades) "
-            "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) "
-            "ON CONFLICT (portfolio_id, instrument_id) DO UPDATE SET trades = c.trades + EXCLUDED.trades",
-            [array_param(column) for column in zip(*[(p, i, counts[p, i]) for p, i in pairs], strict=True)],
-        )
 
 
 def _batch_fresh(valid: list[_BatchTrade], result: BatchBookingResult) -> list[_BatchTrade]:

@@ -3,7 +3,6 @@ positions equal to a replay of the trades, and surveillance of the batch after t
 
 import datetime as dt
 import threading
-import time
 from decimal import Decimal
 from itertools import pairwise
 
@@ -275,15 +274,11 @@ def test_the_portfolios_are_locked_in_id_order_and_trades_inserted_in_bulk(analy
         # alerts) checks its foreign keys with FOR KEY SHARE, which this lock does not block.
         (lock,) = [s for s in sql if "FOR NO KEY UPDATE" in s and "portfolios_portfolio" in s]
         assert "ORDER BY" in lock
-        # The trades go in before the lock, their foreign keys checked at once; their counts come under it.
+        # The trades' ids are drawn and the trades inserted under the lock: their ids are the booking order.
+        ids = next(n for n, s in enumerate(sql) if "nextval" in s)
         insert = next(n for n, s in enumerate(sql) if s.startswith('COPY "portfolios_trade"'))
-        immediate, deferred = (
-            next(n for n, s in enumerate(sql) if s.startswith("SET CONSTRAINTS") and s.endswith(mode))
-            for mode in ("IMMEDIATE", "DEFERRED")
-        )
-        count = next(n for n, s in enumerate(sql) if s.startswith('INSERT INTO "portfolios_tradecount"'))
         (history,) = [n for n, s in enumerate(sql) if s.startswith('COPY "auditlog_logentry"')]  # the positions'
-        assert immediate < insert < deferred < sql.index(lock) < count < history
+        assert sql.index(lock) < ids < insert < history
 
 
 def test_an_external_id_booked_meanwhile_is_found_on_the_retry_with_nothing_of_the_first_attempt_left(
@@ -496,136 +491,108 @@ def test_id_runs_examples():
     assert id_runs([1, 2, 3, 7, 9, 10]) == [[1, 3], [7, 7], [9, 10]]
 
 
-def _deadlock() -> OperationalError:
-    """The error Django raises when PostgreSQL breaks a lock cycle (deadlock_detected, 40P01)."""
-    error = OperationalError("deadlock detected")
-    error.__cause__ = type("DeadlockDetected", (Exception,), {"sqlstate": "40P01"})()
-    return error
-
-
-def test_a_batch_that_deadlocked_is_booked_on_the_second_attempt(analyst_client, desk, monkeypatch):
+def _paused_at_the_lock(monkeypatch, thread: str) -> tuple[threading.Event, threading.Event]:
+    """Make the batch booked by the thread of this name stop before it locks its portfolios (the first time): it
+    sets the first event there and goes on once the second is set."""
     from apps.portfolios import services
 
-    insert, calls = services.rows_insert, []
+    paused, go = threading.Event(), threading.Event()
+    lock = services._portfolios_lock
 
-    def deadlock_once(objs):
-        calls.append(len(objs))
-        if len(calls) == 1:
-            raise _deadlock()
-        return insert(objs)
+    def lock_when_told(ids):
+        if threading.current_thread().name == thread and not paused.is_set():
+            paused.set()
+            assert go.wait(timeout=30)
+        return lock(ids)
 
-    monkeypatch.setattr(services, "rows_insert", deadlock_once)
-    response = analyst_client.post(URL, [trade(1), trade(2)], format="json")
-    assert response.status_code == 200, response.json()
-    assert [r["status"] for r in response.json()["results"]] == ["booked", "booked"]
-    assert calls[:2] == [2, 2] and Trade.objects.count() == 2
-
-
-def test_a_batch_fails_on_any_other_operational_error(analyst_client, desk, monkeypatch):
-    from apps.portfolios import services
-
-    def unreachable(objs):
-        raise OperationalError("server closed the connection unexpectedly")
-
-    monkeypatch.setattr(services, "rows_insert", unreachable)
-    with pytest.raises(OperationalError):
-        analyst_client.post(URL, [trade(1)], format="json")
-    assert not Trade.objects.exists()
-
-
-def test_a_single_booking_that_deadlocked_is_booked_on_the_second_attempt(desk, monkeypatch):
-    from apps.portfolios import services
-
-    locked, calls = services._book_locked, []
-
-    def deadlock_once(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise _deadlock()
-        return locked(*args, **kwargs)
-
-    monkeypatch.setattr(services, "_book_locked", deadlock_once)
-    booking = trade_book(
-        portfolio=desk["alpha"],
-        instrument=desk["reliance"],
-        side="BUY",
-        quantity="10",
-        price="2900.5",
-        traded_at=NOW,
-        external_id="OMS-1",
-    )
-    assert booking.created and len(calls) == 2 and Trade.objects.count() == 1
+    monkeypatch.setattr(services, "_portfolios_lock", lock_when_told)
+    return paused, go
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_and_a_single_booking_of_the_same_external_id_at_once_book_it_once(monkeypatch):
-    """The batch inserts OMS-1 before it locks the portfolio; trade_book holds the portfolio and waits for OMS-1's
-    insert; the batch then waits for the portfolio. PostgreSQL breaks the cycle by failing one of them, which
-    tries again and finds the other's trade."""
+    """The batch finds OMS-1 unbooked, then trade_book books it (committed) before the batch takes its lock: the
+    batch's insert meets the unique constraint, and its second attempt finds trade_book's trade."""
     if connection.vendor != "postgresql":
         pytest.skip("row locks are only exercised on PostgreSQL")
-    from apps.portfolios import services
 
     portfolio = PortfolioFactory(code="ALPHA", base_currency="INR")
     instrument = InstrumentFactory(symbol="RELIANCE", currency="INR")
     ContentType.objects.get_for_models(Trade, Position)
-    inserted, go, outcomes, errors = threading.Event(), threading.Event(), {}, []
-    lock = services._portfolios_lock
+    paused, go = _paused_at_the_lock(monkeypatch, "batch")
+    outcomes, errors = {}, []
 
-    def lock_when_told(ids):
-        if threading.current_thread().name == "batch" and not inserted.is_set():
-            inserted.set()
-            go.wait(timeout=30)
-        return lock(ids)
-
-    monkeypatch.setattr(services, "_portfolios_lock", lock_when_told)
-
-    def run(name, book) -> None:
+    def run() -> None:
         try:
-            outcomes[name] = book()
+            outcomes["batch"] = trades_book_batch(items=[trade(1)], source=TradeSource.API)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:
             connections.close_all()
 
-    batch = threading.Thread(
-        name="batch", target=run, args=("batch", lambda: trades_book_batch(items=[trade(1)], source=TradeSource.API))
-    )
-    single = threading.Thread(
-        target=run,
-        args=(
-            "single",
-            lambda: trade_book(
-                portfolio=portfolio,
-                instrument=instrument,
-                side="BUY",
-                quantity="10",
-                price="2900.5",
-                traded_at=NOW + dt.timedelta(seconds=1),
-                external_id="OMS-1",
-            ),
-        ),
-    )
+    batch = threading.Thread(name="batch", target=run)
     batch.start()
     try:
-        assert inserted.wait(timeout=30)
-        single.start()
-        with connection.cursor() as cursor:  # until trade_book waits for the batch's insert of OMS-1
-            for _ in range(300):
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.01)
-            else:
-                pytest.fail("trade_book never waited for the batch")
+        assert paused.wait(timeout=30)
+        single = trade_book(
+            portfolio=portfolio,
+            instrument=instrument,
+            side="BUY",
+            quantity="10",
+            price="2900.5",
+            traded_at=NOW + dt.timedelta(seconds=1),
+            external_id="OMS-1",
+        )
     finally:
         go.set()
         batch.join(timeout=60)
-        single.join(timeout=60)
     assert errors == []
     (booked,) = Trade.objects.filter(external_id="OMS-1")
-    statuses = {outcomes["batch"].items[0].status, "booked" if outcomes["single"].created else "duplicate"}
-    assert statuses == {"booked", "duplicate"}
-    assert outcomes["batch"].items[0].trade_id == outcomes["single"].trade.pk == booked.pk
+    assert single.created and single.trade.pk == booked.pk
+    assert outcomes["batch"].items[0].status == "duplicate" and outcomes["batch"].items[0].trade_id == booked.pk
     assert dict(TradeCount.objects.values_list("portfolio_id", "trades")) == {portfolio.pk: 1}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_positions_move_in_the_trades_id_order_when_batches_meet(monkeypatch):
+    """Booking order is id order (positions_rebuild replays by id): a batch draws its trades' ids only once it
+    holds their portfolios. Here batch A pauses at its lock while batch B books the same position whole; average
+    cost and realised P&L depend on the order of a sell and a buy, so the stored position must be the replay's."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are only exercised on PostgreSQL")
+
+    portfolio = PortfolioFactory(code="ALPHA", base_currency="INR")
+    InstrumentFactory(symbol="RELIANCE", currency="INR")
+    ContentType.objects.get_for_models(Trade, Position)
+    trades_book_batch(items=[trade(0, quantity="10", price="50")], source=TradeSource.API)
+    paused, b_done = _paused_at_the_lock(monkeypatch, "A")
+    errors = []
+
+    def run(items) -> None:
+        try:
+            trades_book_batch(items=items, source=TradeSource.API)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    a = threading.Thread(name="A", target=run, args=([trade(1, side="SELL", quantity="10", price="100")],))
+    a.start()
+    try:
+        assert paused.wait(timeout=30)
+        b = threading.Thread(name="B", target=run, args=([trade(2, side="BUY", quantity="10", price="200")],))
+        b.start()
+        b.join(timeout=30)
+    finally:
+        b_done.set()
+        a.join(timeout=30)
+    assert errors == []
+    stored = Position.objects.values("quantity", "average_cost", "realized_pnl").get(portfolio=portfolio)
+    (replayed,) = positions_rebuild(portfolio=portfolio)
+    assert stored == {
+        "quantity": replayed.quantity,
+        "average_cost": replayed.average_cost,
+        "realized_pnl": replayed.realized_pnl,
+    }

@@ -1,8 +1,7 @@
 """TradeCount: the database's own count of trades per (portfolio, instrument), kept by triggers on the trade table.
 
 Whatever writes the trades (the booking service, the batch service's COPY, bulk_create, a queryset update or
-delete, raw SQL), the counts equal a GROUP BY of the trade table afterwards, in the same transaction. (On PostgreSQL
-the batch service counts its own insert, under its locks, with the trigger told to leave it.)
+delete, raw SQL), the counts equal a GROUP BY of the trade table afterwards, in the same transaction.
 """
 
 import datetime as dt
@@ -155,24 +154,17 @@ def test_recount_trades_repairs_counts_a_load_left_wrong():
 
 
 @pytest.mark.postgres
-def test_an_insert_whose_transaction_counts_it_itself_is_left_to_it():
-    """riskradar.trade_counts_by_caller (SET LOCAL, the batch booking's insert before its locks): the trigger skips
-    that insert only; the batch counts its trades itself, so the counts still match."""
+def test_no_setting_exempts_an_insert_from_the_count():
+    """Migration 0005 took back 0004's riskradar.trade_counts_by_caller: the insert trigger counts every insert."""
     if connection.vendor != "postgresql":
-        pytest.skip("the setting is read by the PostgreSQL trigger")
+        pytest.skip("the setting was read by the PostgreSQL trigger")
     a, x = PortfolioFactory(code="TCC"), InstrumentFactory(symbol="TCCX")
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('riskradar.trade_counts_by_caller', 'on', true)")
         Trade.objects.bulk_create([_trade(a, x, k) for k in range(3)])
-        assert _kept() == {}
-        cursor.execute("SELECT set_config('riskradar.trade_counts_by_caller', 'off', true)")
-        Trade.objects.bulk_create([_trade(a, x, k) for k in range(3, 5)])
-        assert _kept() == {(a.pk, x.pk): 2}
-    Trade.objects.bulk_create([_trade(a, x, k) for k in range(5, 6)])  # a later transaction: counted
-    assert _kept() == {(a.pk, x.pk): 3}
-
+        assert _kept() == {(a.pk, x.pk): 3}
     result = trades_book_batch(
-        items=[_item(a, x, f"TC-CALLER-{k}", AT + dt.timedelta(hours=1, seconds=k)) for k in range(4)]
+        items=[_item(a, x, f"TC-BATCH-{k}", AT + dt.timedelta(hours=1, seconds=k)) for k in range(4)]
     )
     assert result.booked == 4
-    assert _kept() == {(a.pk, x.pk): 7} and _grouped() == {(a.pk, x.pk): 10}  # the 3 skipped above stay uncounted
+    assert _kept() == _grouped() == {(a.pk, x.pk): 7}
