@@ -9,9 +9,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from apps.stream.middleware import TokenAuthMiddleware, origin_checked  # noqa: E402
 from apps.stream.routing import websocket_urlpatterns  # noqa: E402
+from riskradar.bulk import gc_freeze_loaded  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -19,3 +21,8 @@ application = ProtocolTypeRouter(
         "websocket": origin_checked(AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))),
     }
 )
+
+# The views (and what they import: the services, the engine) are loaded now rather than by the first
+# request, and everything loaded is then left out of the garbage collector's full passes.
+get_resolver().url_patterns  # noqa: B018
+gc_freeze_loaded()
