@@ -75,18 +75,21 @@ class AnyOf(In):
 
 
 def array_param(values: list) -> list | str:
-    """Integers or finite decimals (None for NULL) as one PostgreSQL array literal, "{1,2.5,NULL}"; other lists as
-    they are.
+    """Integers, finite decimals or aware datetimes (None for NULL) as one PostgreSQL array literal,
+    "{1,2.5,NULL}" or "{2026-11-22T09:15:00.250000+00:00}"; other lists as they are.
 
     The driver adapts a list element by element in Python and then escapes the whole (about 10 µs an element
-    for decimals); the literal's text is the numbers' own, and goes as one string. Cast it in the SQL
-    (%s::bigint[], %s::numeric[]).
+    for decimals); the literal's text is the values' own (a time in ISO 8601 with its offset, which needs no
+    quoting in an array), and goes as one string. Cast it in the SQL (%s::bigint[], %s::numeric[],
+    %s::timestamptz[]).
     """
     parts = []
     for value in values:
         kind = type(value)
         if kind is int or (kind is Decimal and value.is_finite()):
             parts.append(str(value))
+        elif kind is dt.datetime and value.utcoffset() is not None:
+            parts.append(value.isoformat())
         elif value is None:
             parts.append("NULL")
         else:
@@ -163,9 +166,15 @@ def _stamp(objs: list[models.Model], fields: list[models.Field]) -> None:
 
 
 def _ids_drawn(connection, meta, count: int) -> list[int]:
+    """Draw `count` new ids from the table's sequence (PostgreSQL).
+
+    The sequence is looked up once (a materialised CTE): as an argument of nextval() it was looked up for every
+    row, a catalog search that made 5,000 ids take five times as long.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) "
+            "SELECT nextval(s.seq) FROM s, generate_series(1, %s)",
             [meta.db_table, meta.pk.column, count],
         )
         return [r[0] for r in cursor.fetchall()]

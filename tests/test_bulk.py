@@ -2,6 +2,7 @@
 
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -405,8 +406,24 @@ def test_array_param_writes_integers_and_decimals_as_one_literal(values):
     assert literal == "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
 
 
+@given(st.lists(st.one_of(st.none(), st.datetimes(timezones=st.timezones())), max_size=30))
+def test_array_param_writes_aware_times_in_iso_8601(values):
+    literal = array_param(values)
+    assert literal == "{" + ",".join("NULL" if v is None else v.isoformat() for v in values) + "}"
+    assert not set(literal) & set(' "\\')  # nothing an array literal would need quoted
+
+
 @pytest.mark.parametrize(
-    "values", [[1, True], [Decimal("NaN")], [Decimal("Infinity")], [1.5], ["a"], [dt.date(2026, 1, 1)]]
+    "values",
+    [
+        [1, True],
+        [Decimal("NaN")],
+        [Decimal("Infinity")],
+        [1.5],
+        ["a"],
+        [dt.date(2026, 1, 1)],
+        [dt.datetime(2026, 1, 1, 9, 15)],  # naive: the driver says what it makes of it
+    ],
 )
 def test_array_param_leaves_other_lists_to_the_driver(values):
     assert array_param(values) is values
@@ -416,7 +433,16 @@ def test_array_param_literals_read_back_as_the_values_on_postgresql():
     if connection.vendor != "postgresql":
         pytest.skip("an array literal is PostgreSQL's")
     values = [Decimal("1E+3"), Decimal("-0.00000001"), None, Decimal("123456789.12345678"), Decimal("0")]
+    times = [
+        dt.datetime(2026, 11, 22, 9, 15, 0, 250000, tzinfo=dt.UTC),
+        None,
+        dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+        dt.datetime(2026, 7, 1, 12, 30, tzinfo=ZoneInfo("Europe/London")),  # summer time, +01:00
+    ]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT %s::numeric[], %s::bigint[]", [array_param(values), array_param([1, None, -(2**63)])])
-        decimals, ints = cursor.fetchone()
-    assert decimals == values and ints == [1, None, -(2**63)]
+        cursor.execute(
+            "SELECT %s::numeric[], %s::bigint[], %s::timestamp with time zone[]",
+            [array_param(values), array_param([1, None, -(2**63)]), array_param(times)],
+        )
+        decimals, ints, stored = cursor.fetchone()
+    assert decimals == values and ints == [1, None, -(2**63)] and stored == times
