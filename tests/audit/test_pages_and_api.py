@@ -73,6 +73,34 @@ def test_the_page_filters_by_actor_action_and_text(client, trail):
     assert "BUY 10 RELIANCE" not in fragment
 
 
+def test_a_batch_event_shows_its_trade_ids_and_its_trades_folded_away(client):
+    from apps.portfolios.models import TradeSource
+    from apps.portfolios.services import trades_book_batch
+    from tests.factories import InstrumentFactory, PortfolioFactory
+
+    PortfolioFactory(code="ALPHA", base_currency="INR")
+    InstrumentFactory(symbol="RELIANCE", currency="INR")
+    items = [
+        {
+            "portfolio": "ALPHA",
+            "symbol": "RELIANCE",
+            "side": "BUY",
+            "quantity": "1",
+            "price": "2900.5",
+            "traded_at": f"2026-11-20T09:15:{n:02d}+05:30",
+            "external_id": f"OMS-{n}",
+        }
+        for n in range(30)
+    ]
+    booked = trades_book_batch(items=items, source=TradeSource.API, booked_by=UserFactory(role=Role.ANALYST))
+    ids = sorted(item.trade_id for item in booked.items)
+    sign_in(client, Role.ADMIN)
+    page = client.get(reverse("audit:log"), {"action": AuditAction.TRADE_BOOKED}).content.decode()
+    assert f"trade_ids:</span> {ids[0]}–{ids[-1]} (30 ids)" in page
+    assert "<summary>trades (30 listed)</summary>" in page and '<th scope="col">external_id</th>' in page
+    assert "<td>OMS-29</td>" in page and "{&#x27;" not in page  # no Python dict printed
+
+
 def test_a_bad_filter_is_named_and_exports_nothing(client, api_client, trail):
     admin = sign_in(client, Role.ADMIN)
     page = client.get(reverse("audit:log"), {"since": "yesterday"}).content.decode()
