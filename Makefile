@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
+# pytest-xdist workers for `make test`: one per core by default; TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= auto
 # honcho hands each process its own PORT, so the web server reads WEB_PORT.
 WEB_PORT := $(PORT)
 WEB_HOST := $(HOST)
@@ -37,7 +39,7 @@ run: $(VENV)/.installed
 
 ## test: the whole suite (SQLite and in-memory channel layer unless DATABASE_URL / REDIS_URL are set)
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 ## lint: ruff, Django's checks and missing migrations
 lint: $(VENV)/.installed-dev
