@@ -21,6 +21,16 @@ REST_FRAMEWORK = {
 if not os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    # Workers of one run share the Redis server, and each has a database of its own whose ids (users, portfolios)
+    # repeat the others': its groups and cached keys get a prefix of their own, so none reaches another worker.
+    CHANNEL_LAYERS = {
+        "default": {
+            **CHANNEL_LAYERS["default"],
+            "CONFIG": {**CHANNEL_LAYERS["default"]["CONFIG"], "prefix": f"riskradar-{worker}"},
+        }
+    }
+    CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": f"riskradar-{worker}"}}
 
 # Tasks run inline in tests unless a test starts a cluster of its own.
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
