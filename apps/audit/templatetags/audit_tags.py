@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 
 from django import template
 
+from apps.portfolios.templatetags.riskradar_format import MISSING
+
 register = template.Library()
 
 LONG = 12  # a list of more items than this is folded away (<details>), its count in the summary
@@ -23,7 +25,7 @@ class DetailItem:
 
 def _text(value) -> str:
     if value is None:
-        return "—"
+        return MISSING
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict):
