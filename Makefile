@@ -5,10 +5,9 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
-# pytest-xdist workers for `make test`: 0 runs the suite in one process (what CI runs); TEST_WORKERS=auto, one per
-# core, halves the time, but the stream's timing tests (50 ms heartbeats) are not yet steady with two workers on
-# two cores.
-TEST_WORKERS ?= 0
+# pytest-xdist workers for `make test`: one per core by default (what CI runs; about half the time of one process),
+# TEST_WORKERS=0 for one process (a debugger, or -x stopping at the first failure in order).
+TEST_WORKERS ?= auto
 # honcho hands each process its own PORT, so the web server reads WEB_PORT.
 WEB_PORT := $(PORT)
 WEB_HOST := $(HOST)

@@ -5,9 +5,23 @@ DATABASE_URL so the same tests run against real PostgreSQL and Redis.
 """
 
 import os
+from urllib.parse import parse_qsl, urlencode
+
+from redis.connection import parse_url
 
 from riskradar.settings import *  # noqa: F403
-from riskradar.settings import Q_CLUSTER
+from riskradar.settings import Q_CLUSTER, REDIS_URL
+
+
+def _worker_database(url: str, worker: str) -> str:
+    """`url` on the database past the channel layer's one for each pytest-xdist worker (gw0 the next, gw1 the one
+    after), named by the `db` query argument, which takes precedence over a path for redis:// and is the only way
+    for unix://."""
+    database = (parse_url(url).get("db", 0) + 1 + int(worker.removeprefix("gw"))) % 16
+    address, _, query = url.partition("?")
+    arguments = [(name, value) for name, value in parse_qsl(query) if name != "db"] + [("db", database)]
+    return f"{address}?{urlencode(arguments)}"
+
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -30,7 +44,9 @@ elif worker := os.environ.get("PYTEST_XDIST_WORKER"):
             "CONFIG": {**CHANNEL_LAYERS["default"]["CONFIG"], "prefix": f"riskradar-{worker}"},
         }
     }
-    CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": f"riskradar-{worker}"}}
+    # A test's cache.clear() is Redis's FLUSHDB, which ignores prefixes: each worker's cache has a Redis database
+    # of its own too, none of them the channel layer's.
+    CACHES = {"default": {**CACHES["default"], "LOCATION": _worker_database(REDIS_URL, worker)}}
 
 # Tasks run inline in tests unless a test starts a cluster of its own.
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}

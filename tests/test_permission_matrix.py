@@ -25,7 +25,6 @@ import pytest
 from auditlog.models import LogEntry
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib import admin
 from django.contrib.auth.models import Group
@@ -66,6 +65,7 @@ from tests.factories import (
     TickFactory,
     UserFactory,
 )
+from tests.stream.communicator import Communicator
 
 ANON, VIEWER, ANALYST, ADMIN = "anonymous", "viewer", "analyst", "admin"
 WHO = (ANON, VIEWER, ANALYST, ADMIN)
@@ -945,7 +945,7 @@ def _session_cookie(who: str) -> list[tuple[bytes, bytes]]:
 @pytest.mark.parametrize(("key", "who"), WS_CASES, ids=[f"{k}-WS-{w}" for k, w in WS_CASES])
 async def test_each_socket_answers_each_role_as_the_table_says(key, who, private_channel_layer):
     headers = await database_sync_to_async(_session_cookie)(who)
-    communicator = WebsocketCommunicator(application, key, headers=[ORIGIN, *headers])
+    communicator = Communicator(application, key, headers=[ORIGIN, *headers])
     try:
         # Refused sockets are accepted and then closed, so that browsers see the close code.
         connected, _ = await communicator.connect()

@@ -124,3 +124,23 @@ def test_production_logs_one_json_object_per_line(tmp_path):
         [sys.executable, "-c", script], cwd=ROOT, env={**env, "LOG_FORMAT": "plain"}, capture_output=True, text=True
     )
     assert " WARNING apps.risk.live slow ALPHA" in plain.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "worker", "expected"),
+    [
+        ("redis://127.0.0.1:6379/0", "gw0", "redis://127.0.0.1:6379/0?db=1"),
+        ("redis://127.0.0.1:6379/9", "gw1", "redis://127.0.0.1:6379/9?db=11"),
+        ("redis://127.0.0.1:6379", "gw0", "redis://127.0.0.1:6379?db=1"),
+        ("redis://127.0.0.1:6379/15", "gw0", "redis://127.0.0.1:6379/15?db=0"),
+        ("unix:///tmp/redis.sock?db=3&socket_timeout=2", "gw1", "unix:///tmp/redis.sock?socket_timeout=2&db=5"),
+    ],
+)
+def test_each_test_worker_caches_in_a_redis_database_of_its_own(url, worker, expected):
+    """cache.clear() flushes a whole Redis database: a worker's must be neither the channel layer's nor another's."""
+    from redis.connection import parse_url
+
+    from riskradar.settings_test import _worker_database
+
+    assert _worker_database(url, worker) == expected
+    assert parse_url(expected).get("db") != parse_url(url).get("db", 0)

@@ -2,11 +2,11 @@ from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
 from apps.stream.consumers import RiskStreamConsumer
 from apps.stream.publish import publish
+from tests.stream.communicator import Communicator
 
 TEST_TEMPLATES = Path(__file__).parent / "templates"
 
@@ -23,9 +23,9 @@ def stream_templates(settings):
     settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [TEST_TEMPLATES], "APP_DIRS": False}]
 
 
-async def open_socket(user, path: str = "/ws/risk-stream") -> WebsocketCommunicator:
+async def open_socket(user, path: str = "/ws/risk-stream") -> Communicator:
     """Connect the consumer as `user`, as the auth middleware would have set the scope."""
-    communicator = WebsocketCommunicator(RiskStreamConsumer.as_asgi(), path)
+    communicator = Communicator(RiskStreamConsumer.as_asgi(), path)
     communicator.scope["user"] = user
     connected, _ = await communicator.connect()
     assert connected

@@ -6,13 +6,13 @@ import json
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps.accounts.models import Role
 from apps.stream.consumers import MAX_MESSAGE_BYTES, RiskStreamConsumer
 from tests.factories import UserFactory
+from tests.stream.communicator import Communicator
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=80),
@@ -46,7 +46,7 @@ def test_any_frame_gets_an_answer_and_leaves_the_socket_usable(frames):
     user = UserFactory(role=Role.VIEWER)
 
     async def scenario():
-        socket = WebsocketCommunicator(RiskStreamConsumer.as_asgi(), "/ws/risk-stream")
+        socket = Communicator(RiskStreamConsumer.as_asgi(), "/ws/risk-stream")
         socket.scope["user"] = user
         connected, _ = await socket.connect()
         assert connected

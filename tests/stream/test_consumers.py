@@ -3,7 +3,6 @@ coalescing, html partials and closing a user's sockets when their access changes
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.test import Client
@@ -16,6 +15,7 @@ from apps.stream.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 from apps.stream.publish import current_seq, publish, publish_many
 from riskradar.asgi import application
 from tests.factories import UserFactory
+from tests.stream.communicator import Communicator
 from tests.stream.conftest import open_socket, publish_committed
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -27,19 +27,19 @@ async def make_user(role=Role.VIEWER, **kwargs):
     return await database_sync_to_async(UserFactory)(role=role, **kwargs)
 
 
-async def assert_closed_with(communicator: WebsocketCommunicator, code: int) -> None:
-    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": code}
+async def assert_closed_with(communicator: Communicator, code: int) -> None:
+    assert await communicator.receive_output() == {"type": "websocket.close", "code": code}
 
 
-async def open_app_socket(path: str = "/ws/risk-stream", headers: list | None = None) -> WebsocketCommunicator:
+async def open_app_socket(path: str = "/ws/risk-stream", headers: list | None = None) -> Communicator:
     """Connect through the whole ASGI application: origin check, session and token middleware, routing."""
-    communicator = WebsocketCommunicator(application, path, headers=[ORIGIN, *(headers or [])])
+    communicator = Communicator(application, path, headers=[ORIGIN, *(headers or [])])
     connected, _ = await communicator.connect()
     assert connected
     return communicator
 
 
-async def ticks_received(communicator: WebsocketCommunicator) -> list[dict]:
+async def ticks_received(communicator: Communicator) -> list[dict]:
     events = []
     while not await communicator.receive_nothing(timeout=0.5):
         events.append(await communicator.receive_json_from())
@@ -60,7 +60,7 @@ async def test_anonymous_socket_through_the_application_is_closed_with_4401():
 
 
 async def test_a_foreign_origin_is_refused():
-    communicator = WebsocketCommunicator(application, "/ws/risk-stream", headers=[(b"origin", b"http://evil.example")])
+    communicator = Communicator(application, "/ws/risk-stream", headers=[(b"origin", b"http://evil.example")])
     connected, _ = await communicator.connect()
     assert not connected
     await communicator.disconnect()
@@ -70,9 +70,7 @@ async def test_an_api_client_without_an_origin_header_signs_in_with_its_token():
     """Only browsers send Origin; a feed or script without one is let through to the token check."""
     user = await make_user()
     key = await database_sync_to_async(lambda: Token.objects.create(user=user).key)()
-    communicator = WebsocketCommunicator(
-        application, "/ws/risk-stream", headers=[(b"authorization", f"Bearer {key}".encode())]
-    )
+    communicator = Communicator(application, "/ws/risk-stream", headers=[(b"authorization", f"Bearer {key}".encode())])
     connected, _ = await communicator.connect()
     assert connected
     await communicator.send_json_to({"action": "subscribe", "portfolios": ["ALPHA"]})
@@ -82,7 +80,7 @@ async def test_an_api_client_without_an_origin_header_signs_in_with_its_token():
 
 
 async def test_without_an_origin_header_an_anonymous_socket_is_still_closed_with_4401():
-    communicator = WebsocketCommunicator(application, "/ws/risk-stream")
+    communicator = Communicator(application, "/ws/risk-stream")
     connected, _ = await communicator.connect()
     assert connected
     await assert_closed_with(communicator, CLOSE_UNAUTHENTICATED)
@@ -100,7 +98,7 @@ async def test_session_user_is_accepted_and_receives_events():
     cookie = await database_sync_to_async(session_cookie)()
     communicator = await open_app_socket(headers=[(b"cookie", f"sessionid={cookie}".encode())])
     await publish_committed(("alert", {"message": "VaR breach"}))
-    event = await communicator.receive_json_from(timeout=3)
+    event = await communicator.receive_json_from()
     assert event["type"] == "alert"
     assert event["data"] == {"message": "VaR breach"}
     await communicator.disconnect()
@@ -115,7 +113,7 @@ async def test_api_token_is_accepted_from_the_query_or_the_bearer_header(where):
     else:
         communicator = await open_app_socket(headers=[(b"authorization", f"Bearer {token.key}".encode())])
     await publish_committed(("alert", {"message": "hello"}))
-    assert (await communicator.receive_json_from(timeout=3))["type"] == "alert"
+    assert (await communicator.receive_json_from())["type"] == "alert"
     await communicator.disconnect()
 
 
@@ -145,8 +143,8 @@ async def test_a_user_without_a_role_is_closed_with_4403():
 async def test_events_carry_an_increasing_sequence_number():
     communicator = await open_socket(await make_user())
     await publish_committed(("alert", {"n": 1}), ("alert", {"n": 2}))
-    first = await communicator.receive_json_from(timeout=3)
-    second = await communicator.receive_json_from(timeout=3)
+    first = await communicator.receive_json_from()
+    second = await communicator.receive_json_from()
     assert first == {"type": "alert", "seq": first["seq"], "data": {"n": 1}}
     assert second["seq"] == first["seq"] + 1
     assert await database_sync_to_async(current_seq)() == second["seq"]
@@ -171,7 +169,7 @@ async def test_nothing_is_sent_for_a_rolled_back_transaction():
 async def test_subscribing_filters_ticks_by_symbol_and_risk_updates_and_alerts_by_portfolio():
     communicator = await open_socket(await make_user())
     await communicator.send_json_to({"action": "subscribe", "symbols": ["RELIANCE"], "portfolios": ["ALPHA"]})
-    assert await communicator.receive_json_from(timeout=3) == {
+    assert await communicator.receive_json_from() == {
         "type": "subscribed",
         "data": {"portfolios": ["ALPHA"], "symbols": ["RELIANCE"]},
     }
@@ -196,14 +194,14 @@ async def test_subscribing_filters_ticks_by_symbol_and_risk_updates_and_alerts_b
     ]
 
     await communicator.send_json_to({"action": "unsubscribe", "symbols": ["RELIANCE"]})
-    assert (await communicator.receive_json_from(timeout=3))["data"]["symbols"] == []
+    assert (await communicator.receive_json_from())["data"]["symbols"] == []
     await publish_committed(("tick", {"symbol": "RELIANCE", "price": "3"}))
     assert await communicator.receive_nothing(timeout=0.5)
 
     await communicator.send_json_to({"action": "subscribe"})
-    assert (await communicator.receive_json_from(timeout=3))["data"] == {"portfolios": None, "symbols": None}
+    assert (await communicator.receive_json_from())["data"] == {"portfolios": None, "symbols": None}
     await publish_committed(("tick", {"symbol": "TCS", "price": "4"}))
-    assert (await communicator.receive_json_from(timeout=3))["data"]["symbol"] == "TCS"
+    assert (await communicator.receive_json_from())["data"]["symbol"] == "TCS"
     await communicator.disconnect()
 
 
@@ -233,9 +231,9 @@ async def test_malformed_messages_get_an_error_event_and_the_socket_stays_open(f
         await communicator.send_to(text_data=frame["text_data"])
     else:
         await communicator.send_to(bytes_data=frame["bytes_data"])
-    assert await communicator.receive_json_from(timeout=3) == {"type": "error", "data": {"message": message}}
+    assert await communicator.receive_json_from() == {"type": "error", "data": {"message": message}}
     await publish_committed(("alert", {"message": "still here"}))
-    assert (await communicator.receive_json_from(timeout=3))["data"] == {"message": "still here"}
+    assert (await communicator.receive_json_from())["data"] == {"message": "still here"}
     await communicator.disconnect()
 
 
@@ -245,8 +243,8 @@ async def test_an_idle_socket_gets_heartbeats_with_the_latest_seq(settings):
     await publish_committed(("alert", {"message": "before connecting"}))
     latest = await database_sync_to_async(current_seq)()
     communicator = await open_socket(await make_user())
-    first = await communicator.receive_json_from(timeout=3)
-    second = await communicator.receive_json_from(timeout=3)
+    first = await communicator.receive_json_from()
+    second = await communicator.receive_json_from()
     for beat in (first, second):
         assert beat["type"] == "heartbeat"
         assert beat["seq"] == latest
@@ -266,7 +264,7 @@ async def test_a_socket_open_longer_than_the_group_expiry_still_gets_the_desks_e
     await asyncio.sleep(3)  # three times the expiry: joined only by the refreshes
     await publish_committed(("alert", {"message": "still watched"}))
     for _ in range(100):
-        event = await communicator.receive_json_from(timeout=3)
+        event = await communicator.receive_json_from()
         if event["type"] == "alert":
             break
     assert event["data"]["message"] == "still watched"
@@ -295,7 +293,7 @@ async def test_a_lone_update_is_sent_at_once_not_after_the_window(settings):
     settings.STREAM_COALESCE_MS = 5000
     communicator = await open_socket(await make_user())
     await publish_committed(("risk_update", {"portfolio_code": "ALPHA", "var": "1"}))
-    assert (await communicator.receive_json_from(timeout=1))["data"] == {"portfolio_code": "ALPHA", "var": "1"}
+    assert (await communicator.receive_json_from(timeout=2.5))["data"] == {"portfolio_code": "ALPHA", "var": "1"}
     await communicator.disconnect()
 
 
@@ -304,7 +302,7 @@ async def test_a_batch_of_events_in_one_channel_message_is_taken_apart(settings)
     settings.STREAM_COALESCE_MS = 300
     communicator = await open_socket(await make_user())
     await communicator.send_json_to({"action": "subscribe", "portfolios": ["ALPHA", "BETA"]})
-    assert (await communicator.receive_json_from(timeout=3))["type"] == "subscribed"
+    assert (await communicator.receive_json_from())["type"] == "subscribed"
 
     def run() -> None:
         with transaction.atomic():
@@ -327,7 +325,7 @@ async def test_alerts_are_never_coalesced_and_keep_their_order_after_pending_tic
         ("alert", {"message": "one"}),
         ("alert", {"message": "two"}),
     )
-    received = [await communicator.receive_json_from(timeout=3) for _ in range(4)]
+    received = [await communicator.receive_json_from() for _ in range(4)]
     assert [(e["type"], e["data"]) for e in received] == [
         ("risk_update", {"portfolio_code": "ALPHA", "var": "1"}),  # a quiet socket sends at once
         ("risk_update", {"portfolio_code": "ALPHA", "var": "2"}),  # held, and sent before the alert
@@ -349,7 +347,7 @@ async def test_html_sockets_get_rendered_partials_and_nothing_for_types_without_
         ("tick", {"symbol": "RELIANCE", "price": "2900.5"}),
     )
     latest = await database_sync_to_async(current_seq)()
-    html = await communicator.receive_from(timeout=3)
+    html = await communicator.receive_from()
     assert html.strip() == f'<td id="tick-RELIANCE" hx-swap-oob="true">2900.5 #{latest} for meera</td>'
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
@@ -359,7 +357,7 @@ async def test_html_sockets_get_rendered_heartbeats(settings, stream_templates):
     settings.STREAM_HEARTBEAT_SECONDS = 0.05
     communicator = await open_socket(await make_user(), "/ws/risk-stream?format=html")
     latest = await database_sync_to_async(current_seq)()
-    html = await communicator.receive_from(timeout=3)
+    html = await communicator.receive_from()
     assert html.strip() == f'<span id="stream-state" hx-swap-oob="true">live #{latest}</span>'
     await communicator.disconnect()
 
@@ -372,7 +370,7 @@ async def test_a_broken_partial_sends_nothing_and_keeps_the_socket_open(settings
     settings.STREAM_COALESCE_MS = 0
     communicator = await open_socket(await make_user(), "/ws/risk-stream?format=html")
     await publish_committed(("tick", {"symbol": "TCS", "price": "1"}), ("alert", {"message": "still live"}))
-    assert await communicator.receive_from(timeout=3) == "<p id='alert'>still live</p>"
+    assert await communicator.receive_from() == "<p id='alert'>still live</p>"
     await communicator.disconnect()
 
 
@@ -426,11 +424,11 @@ async def send_through_layer(seq: int) -> None:
     await get_channel_layer().group_send(DESK_GROUP, {"type": "stream.event", "event": event})
 
 
-async def heartbeats_until(communicator: WebsocketCommunicator, seq: int) -> list[dict]:
+async def heartbeats_until(communicator: Communicator, seq: int) -> list[dict]:
     """Return the heartbeats received until (and including) the first one at `seq`, skipping other events."""
     beats = []
     while True:
-        message = await communicator.receive_json_from(timeout=3)
+        message = await communicator.receive_json_from()
         if message["type"] == "heartbeat":
             beats.append(message)
             if message["seq"] == seq:
@@ -489,12 +487,12 @@ async def test_a_session_that_owes_its_two_factor_code_is_closed_and_a_verified_
     from apps.stream.consumers import RiskStreamConsumer
 
     admin = await make_user(role=Role.ADMIN)  # Admins always have (or owe) an authenticator device
-    owing = WebsocketCommunicator(RiskStreamConsumer.as_asgi(), "/ws/risk-stream")
+    owing = Communicator(RiskStreamConsumer.as_asgi(), "/ws/risk-stream")
     owing.scope.update(user=admin, session={})
     assert (await owing.connect())[0]
     await assert_closed_with(owing, CLOSE_UNAUTHENTICATED)
     await owing.disconnect()
-    verified = WebsocketCommunicator(RiskStreamConsumer.as_asgi(), "/ws/risk-stream")
+    verified = Communicator(RiskStreamConsumer.as_asgi(), "/ws/risk-stream")
     verified.scope.update(user=admin, session={DEVICE_ID_SESSION_KEY: admin.totp_device.persistent_id})
     assert (await verified.connect())[0]
     await verified.send_json_to({"action": "subscribe"})

@@ -25,7 +25,7 @@ async def desk_members() -> int:
 async def alerts_received(communicator, n: int) -> list[str]:
     messages = []
     while len(messages) < n:
-        event = await communicator.receive_json_from(timeout=3)
+        event = await communicator.receive_json_from()
         if event["type"] == "alert":
             messages.append(event["data"]["message"])
     return messages
