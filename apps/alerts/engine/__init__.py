@@ -1,4 +1,4 @@
-"""The trade surveillance engine: numpy and pandas only, arrays in and arrays out, no Django.
+"""The trade surveillance engine: numpy only, arrays in and arrays out, no Django.
 
 `surveillance` computes, for a whole batch of trades at once, the figures the trade rules and the anomaly
 detector look at: each client's transaction velocity over a sliding window, the robust z-score of a

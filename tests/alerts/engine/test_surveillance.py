@@ -223,7 +223,8 @@ def test_a_lookback_must_be_at_least_one():
 
 @settings(max_examples=100, deadline=None)
 @given(
-    trades=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3), st.integers(0, 20)), min_size=1, max_size=40),
+    # Symbols below 0 take the lexsort path (ids are never negative; the ordering must still hold).
+    trades=st.lists(st.tuples(st.integers(0, 2), st.integers(-2, 3), st.integers(0, 20)), min_size=1, max_size=40),
     prefix_count=st.integers(0, 5),
 )
 def test_prior_counts_count_previous_trades_in_the_same_symbol(trades, prefix_count):
@@ -245,6 +246,25 @@ def test_prior_counts_count_previous_trades_in_the_same_symbol(trades, prefix_co
         count += sum(n for bc, bs, n in zip(*base, strict=True) if bc == c and bs == s)
         expected.append(count)
     assert got.tolist() == expected
+
+
+any_id = st.integers(-(2**62), 2**62)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from([1, 7, 2**40]), st.sampled_from([0, 3, -5, 2**50]), st.integers(0, 10**6)), min_size=1
+    ),
+    wanted=st.lists(
+        st.tuples(st.one_of(st.sampled_from([1, 7, 2**40]), any_id), st.sampled_from([0, 3, -5, 2**50, 9]))
+    ),
+)
+def test_pair_totals_sum_the_counts_of_each_client_and_key(rows, wanted):
+    expected = [sum(n for c, k, n in rows if (c, k) == pair) for pair in wanted]
+    column = [np.array([r[i] for r in rows], dtype=np.int64) for i in range(3)]
+    at = [np.array([w[i] for w in wanted], dtype=np.int64) for i in range(2)]
+    assert S.pair_totals(*column, *at).tolist() == expected
 
 
 def test_features_of_a_client_that_trades_a_new_symbol_in_a_burst():
