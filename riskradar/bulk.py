@@ -8,12 +8,14 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from operator import attrgetter
 
 import numpy as np
 import orjson
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, models, router
 from django.db.models import F
+from django.db.models.base import ModelState
 from django.db.models.lookups import In
 from django.utils import timezone
 
@@ -118,8 +120,8 @@ def rows_insert(objs: list[models.Model]) -> None:
             raise ValueError("rows_insert takes instances that all have ids or none")
         preset = None
     _stamp(objs, _insert_fields(model))
-    attnames = [f.attname for f in _insert_fields(model)]
-    ids = _insert(model, connection, [[getattr(obj, attname) for attname in attnames] for obj in objs], preset)
+    columns = [list(map(attrgetter(f.attname), objs)) for f in _insert_fields(model)]
+    ids = _insert(model, connection, columns, preset)
     for obj, pk in zip(objs, ids, strict=True):
         obj.pk = pk
         obj._state.adding = False
@@ -145,7 +147,7 @@ def values_insert(model: type[models.Model], rows: list[dict]) -> list[int]:
             columns.append([row.get(f.attname) or now for row in rows])
         else:
             columns.append([row[f.attname] if f.attname in row else f.get_default() for row in rows])
-    return _insert(model, connection, [list(values) for values in zip(*columns, strict=True)])
+    return _insert(model, connection, columns)
 
 
 def _insert_fields(model: type[models.Model]) -> list[models.Field]:
@@ -180,26 +182,58 @@ def _ids_drawn(connection, meta, count: int) -> list[int]:
         return [r[0] for r in cursor.fetchall()]
 
 
-def _insert(model: type[models.Model], connection, values: list[list], ids: list[int] | None = None) -> list[int]:
-    """Prepare each row's values (in _insert_fields order) by their fields and insert them, with the given ids or
-    new ones; return the ids."""
+def _insert(model: type[models.Model], connection, columns: list, ids: list[int] | None = None) -> list[int]:
+    """Insert rows given as columns (one sequence of values per _insert_fields field, in that order), with the given
+    ids or new ones; return the ids. Each column is prepared by its field in one pass (see _native_column)."""
     meta = model._meta
     fields = _insert_fields(model)
     native = connection.vendor == "postgresql"
-    prepares = []
-    for f in fields:
+    prepared = []
+    for f, column in zip(fields, columns, strict=True):
         if isinstance(f, models.JSONField) and f.encoder is None:
-            prepares.append(_json_text)
+            prepared.append([_json_text(value, connection) for value in column])
         elif native:
-            prepares.append(_native_or(f.get_db_prep_save))
+            prepared.append(_native_column(column, f.get_db_prep_save, connection))
         else:
-            prepares.append(f.get_db_prep_save)
-    rows = [[prepare(value, connection) for value, prepare in zip(row, prepares, strict=True)] for row in values]
+            prepared.append([f.get_db_prep_save(value, connection) for value in column])
+    rows = list(zip(*prepared, strict=True))
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
     if native:
         return _copy_rows(connection, meta, table, [quote(f.column) for f in fields], rows, ids)
     return _insert_rows(connection, meta, table, [quote(f.column) for f in fields], rows, ids)
+
+
+def rows_read(queryset: models.QuerySet) -> list[models.Model]:
+    """The queryset's rows as instances of its model with every concrete field loaded, as iterating it gives them,
+    built without Model.__init__.
+
+    For thousands of rows read to be changed and written back in bulk (a batch's positions): __init__ sets each
+    field through its descriptor and sends pre_init and post_init, several times what the driver takes to read the
+    row. The instances are made as unpickling makes them (__new__, then the attributes), so a receiver of those
+    two signals would not hear of them: none is connected for the models read this way, and a test holds that.
+    """
+    model = queryset.model
+    attnames = [f.attname for f in model._meta.concrete_fields]
+    db = queryset.db
+    instances = []
+    for values in queryset.values_list(*attnames):
+        instance = model.__new__(model)
+        instance.__dict__ = fields = dict(zip(attnames, values, strict=True))
+        fields["_state"] = state = ModelState()
+        state.adding, state.db = False, db
+        instances.append(instance)
+    return instances
+
+
+def instance_copy(instance: models.Model) -> models.Model:
+    """A copy of a model instance's field values, detached from it (for its state before a change), as copy.copy
+    gives it in a small part of the time (copy.copy goes through pickling's __reduce__)."""
+    clone = instance.__class__.__new__(instance.__class__)
+    state = ModelState()
+    state.adding, state.db = instance._state.adding, instance._state.db
+    clone.__dict__ = {**instance.__dict__, "_state": state}
+    return clone
 
 
 def rows_update(objs: list[models.Model], fields: list[str]) -> None:
@@ -271,8 +305,8 @@ def _arrays(connection, fields: list[models.Field], objs: list[models.Model]) ->
             params.append([_json_text(getattr(obj, f.attname), connection) for obj in objs])
             arrays.append("%s::text[]::jsonb[]")
         else:
-            prepare = _native_or(f.get_db_prep_save)
-            params.append(array_param([prepare(getattr(obj, f.attname), connection) for obj in objs]))
+            column = list(map(attrgetter(f.attname), objs))
+            params.append(array_param(_native_column(column, f.get_db_prep_save, connection)))
             arrays.append(f"%s::{f.db_type(connection)}[]")
     return arrays, params
 
@@ -307,6 +341,21 @@ def _native_or(prepare):
         return prepare(value, connection)
 
     return prepared
+
+
+NATIVE_TYPE_SET = frozenset(NATIVE_TYPES)
+
+
+def _native_column(column: list, prepare, connection) -> list:
+    """One column's values as _native_or(prepare) gives each, but a column of native values only (the usual case,
+    told from the set of its types) as it is, without a call per value."""
+    types = set(map(type, column))
+    if types <= NATIVE_TYPE_SET or (
+        types <= NATIVE_TYPE_SET | {dt.datetime} and all(v.tzinfo is not None for v in column if type(v) is dt.datetime)
+    ):
+        return column
+    prepared = _native_or(prepare)
+    return [prepared(value, connection) for value in column]
 
 
 def _copy_rows(connection, meta, table: str, columns: list[str], rows: list[list], ids: list[int] | None) -> list[int]:

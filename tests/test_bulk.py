@@ -6,18 +6,22 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.db.models import signals
 from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.portfolios.models import Trade
+from apps.portfolios.models import Position, Side, Trade, TradeSource
 from apps.risk.models import RiskSnapshot
 from riskradar.bulk import (
     ROWS_PER_STATEMENT,
     AnyOf,
+    _native_column,
     array_param,
+    instance_copy,
     rows_insert,
     rows_insert_new,
+    rows_read,
     rows_update,
     values_insert,
 )
@@ -154,6 +158,45 @@ def test_a_constraint_violation_raises_integrity_error_and_writes_nothing():
 def test_nothing_to_insert_is_a_no_op(django_assert_num_queries):
     with django_assert_num_queries(0):
         rows_insert([])
+
+
+def _prepare_marked(value, _connection):
+    return ("prepared", value)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        ("a", 1, True, None, Decimal("1.5")),
+        (TRADED_AT, None, TRADED_AT.astimezone(ZoneInfo("Asia/Kolkata"))),
+        (),
+    ],
+)
+def test_a_column_of_native_values_goes_to_the_driver_as_it_is(column):
+    assert _native_column(column, _prepare_marked, connection) is column
+
+
+def test_a_column_with_any_other_value_is_prepared_value_by_value_and_its_native_values_kept():
+    naive = dt.datetime(2026, 3, 2, 14, 30)
+    column = ("a", Side.BUY, TRADED_AT, naive, 1.5)
+    assert _native_column(column, _prepare_marked, connection) == [
+        "a",
+        ("prepared", Side.BUY),
+        TRADED_AT,
+        ("prepared", naive),
+        ("prepared", 1.5),
+    ]
+
+
+def test_rows_insert_stores_choices_given_as_members_or_as_text():
+    portfolio, instrument = PortfolioFactory(), InstrumentFactory()
+    trades = _trades(portfolio, instrument, 4, "enum")
+    trades[0].side, trades[1].source, trades[2].source = Side.SELL, TradeSource.IMPORT, TradeSource.API
+    with transaction.atomic():
+        rows_insert(trades)
+    stored = dict(Trade.objects.filter(pk__in=[t.pk for t in trades]).values_list("pk", "source"))
+    assert [stored[t.pk] for t in trades] == ["api", "import", "api", "api"]
+    assert Trade.objects.get(pk=trades[0].pk).side == "SELL"
 
 
 def test_rows_update_stores_what_bulk_update_stores():
@@ -446,3 +489,39 @@ def test_array_param_literals_read_back_as_the_values_on_postgresql():
         )
         decimals, ints, stored = cursor.fetchone()
     assert decimals == values and ints == [1, None, -(2**63)] and stored == times
+
+
+def _fields(instance) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+def test_rows_read_gives_the_instances_iterating_the_queryset_gives():
+    portfolio = PortfolioFactory()
+    for k in range(3):
+        Position.objects.create(
+            portfolio=portfolio, instrument=InstrumentFactory(), quantity=Decimal(k) - 1, average_cost=Decimal("10.5")
+        )
+    queryset = Position.objects.filter(portfolio=portfolio).order_by("pk")
+    read, expected = rows_read(queryset), list(queryset)
+    assert [_fields(p) for p in read] == [_fields(p) for p in expected]
+    assert all(type(p) is Position and not p._state.adding and p._state.db == "default" for p in read)
+    read[0].quantity = Decimal("7")
+    read[0].save()
+    assert Position.objects.get(pk=read[0].pk).quantity == Decimal("7")
+    assert read[1].portfolio == portfolio  # relations load as on any instance
+
+
+def test_nothing_connects_to_the_init_signals_of_the_models_rows_read_builds():
+    """rows_read skips Model.__init__, so pre_init and post_init are not sent for the positions it reads."""
+    for signal in (signals.pre_init, signals.post_init):
+        assert not signal.has_listeners(Position)
+
+
+def test_instance_copy_keeps_the_values_and_is_detached():
+    position = Position.objects.create(portfolio=PortfolioFactory(), instrument=InstrumentFactory(), quantity=5)
+    before = instance_copy(position)
+    position.quantity = Decimal("8")
+    position.save()
+    assert _fields(before) == {**_fields(position), "quantity": Decimal("5"), "updated_at": before.updated_at}
+    assert before._state is not position._state and not before._state.adding
+    assert before.pk == position.pk

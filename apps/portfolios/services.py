@@ -1,6 +1,5 @@
 """Writes to portfolios: booking trades is the only way positions change."""
 
-import copy
 import datetime as dt
 from dataclasses import asdict, dataclass
 from dataclasses import field as dataclass_field
@@ -17,7 +16,16 @@ from django.utils.dateparse import parse_datetime
 from apps.market.models import AssetClass, Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade, TradeCount, TradeSource
 from apps.portfolios.positions import PositionState, apply_fill
-from riskradar.bulk import AnyOf, array_param, gc_paused, rows_insert, rows_update
+from riskradar.bulk import (
+    AnyOf,
+    array_param,
+    gc_paused,
+    instance_copy,
+    rows_insert,
+    rows_read,
+    rows_update,
+    values_insert,
+)
 
 SIDES = frozenset(Side.values)  # Side.values builds a new list at every use
 
@@ -380,7 +388,7 @@ class _BatchTrade:
     instrument: Instrument
     fields: dict
     note: str
-    trade: Trade | None = None
+    trade_id: int | None = None
 
 
 def _text(item: dict, name: str, errors: dict) -> str:
@@ -542,7 +550,7 @@ def trades_book_batch(*, items: list, source: str = TradeSource.API, booked_by=N
             if attempt == 2:
                 raise
             for candidate in valid:
-                candidate.trade = None
+                candidate.trade_id = None
                 result.items[candidate.index] = BatchItemResult(
                     candidate.index, candidate.fields["external_id"], BatchItemStatus.BOOKED
                 )
@@ -585,17 +593,23 @@ def _batch_book_locked(
     fresh = _batch_fresh(valid, result)
     if not fresh:
         return
-    trades = _batch_trades(fresh, source=source, booked_by=booked_by)
+    rows = _batch_rows(fresh, source=source, booked_by=booked_by)
+    audited = source not in UNAUDITED_SOURCES
+    # An audited batch's event lists every trade (below), so only their ids are needed; the others' change
+    # history records each trade as a row, from an instance of it.
+    trades = [] if audited else _batch_trades(rows)
     portfolio_ids = sorted({c.portfolio.pk for c in fresh})
     if not lock_first:
         _portfolios_lock(portfolio_ids)
-    rows_insert(trades)
-    for candidate, trade in zip(fresh, trades, strict=True):
-        candidate.trade = trade
-        result.items[candidate.index].trade_id = trade.pk
+    if audited:
+        ids = values_insert(Trade, rows)
+    else:
+        rows_insert(trades)
+        ids = [trade.pk for trade in trades]
+    for candidate, pk in zip(fresh, ids, strict=True):
+        candidate.trade_id = pk
+        result.items[candidate.index].trade_id = pk
     moved = _batch_positions(fresh)
-    ids = [trade.pk for trade in trades]
-    audited = source not in UNAUDITED_SOURCES
     if audited:
         _batch_audit(fresh, source=source, booked_by=booked_by)
     # Bulk writes send no model signals: the change history auditlog would record is written here, in bulk.
@@ -644,26 +658,21 @@ def _batch_fresh(valid: list[_BatchTrade], result: BatchBookingResult) -> list[_
     return fresh
 
 
-def _batch_trades(fresh: list[_BatchTrade], *, source: str, booked_by) -> list[Trade]:
-    """The batch's new Trade instances, unsaved.
-
-    Built from every column's value in order, which Model.__init__ takes in half the time of keyword arguments
-    (and ids, not instances, for the relations, whose descriptors check each assignment). A column the batch
-    does not set gets its field's default.
-    """
+def _batch_trades(rows: list[dict]) -> list[Trade]:
+    """Unsaved Trade instances of _batch_rows' rows, built from every column's value in order, which Model.__init__
+    takes in half the time of keyword arguments; a column the rows do not set gets its field's default."""
     columns = [(f.attname, f.get_default() if f.has_default() else None) for f in Trade._meta.concrete_fields]
-    common = {"source": source, "booked_by_id": booked_by.pk if booked_by is not None else None}
-    trades = []
-    for c in fresh:
-        values = {
-            **common,
-            "portfolio_id": c.portfolio.pk,
-            "instrument_id": c.instrument.pk,
-            "note": c.note,
-            **c.fields,
-        }
-        trades.append(Trade(*[values.get(name, default) for name, default in columns]))
-    return trades
+    return [Trade(*[row.get(name, default) for name, default in columns]) for row in rows]
+
+
+def _batch_rows(fresh: list[_BatchTrade], *, source: str, booked_by) -> list[dict]:
+    """The batch's new trades as {attname: value} (ids, not instances, for the relations); booked_at is set when
+    they are inserted."""
+    common = {"source": str(source), "booked_by_id": booked_by.pk if booked_by is not None else None}
+    return [
+        {**common, "portfolio_id": c.portfolio.pk, "instrument_id": c.instrument.pk, "note": c.note, **c.fields}
+        for c in fresh
+    ]
 
 
 def _batch_positions(fresh: list[_BatchTrade]) -> list[tuple[Position | None, Position]]:
@@ -674,7 +683,7 @@ def _batch_positions(fresh: list[_BatchTrade]) -> list[tuple[Position | None, Po
     fills: dict[tuple[int, int], list[_BatchTrade]] = {}
     for candidate in fresh:
         fills.setdefault((candidate.portfolio.pk, candidate.instrument.pk), []).append(candidate)
-    stored = {(p.portfolio_id, p.instrument_id): p for p in _positions_of(list(fills))}
+    stored = {(p.portfolio_id, p.instrument_id): p for p in rows_read(_positions_of(list(fills)))}
     now = timezone.now()
     changed, created, moved = [], [], []
     for key, batch in fills.items():
@@ -682,7 +691,7 @@ def _batch_positions(fresh: list[_BatchTrade]) -> list[tuple[Position | None, Po
         state = PositionState()
         if position is not None:
             state = PositionState(position.quantity, position.average_cost, position.realized_pnl)
-            moved.append((copy.copy(position), position))
+            moved.append((instance_copy(position), position))
         for candidate in batch:
             fields = candidate.fields
             state = apply_fill(
@@ -710,7 +719,7 @@ def _batch_positions(fresh: list[_BatchTrade]) -> list[tuple[Position | None, Po
 
 
 def _positions_of(pairs: list[tuple[int, int]]) -> QuerySet:
-    """The stored positions of these (portfolio id, instrument id) pairs.
+    """The stored positions of these (portfolio id, instrument id) pairs, in no order.
 
     On PostgreSQL exactly those (a join with the pairs as two arrays); elsewhere every position of the
     portfolios in any of the instruments, a superset the caller picks from.
@@ -722,10 +731,10 @@ def _positions_of(pairs: list[tuple[int, int]]) -> QuerySet:
             "ON p.portfolio_id = k.portfolio_id AND p.instrument_id = k.instrument_id",
             [array_param([pair[0] for pair in pairs]), array_param([pair[1] for pair in pairs])],
         )
-        return Position.objects.filter(pk__in=exact)
+        return Position.objects.filter(pk__in=exact).order_by()
     return Position.objects.filter(
         portfolio_id__in={pair[0] for pair in pairs}, instrument_id__in={pair[1] for pair in pairs}
-    )
+    ).order_by()
 
 
 def _positions_write(positions: list[Position]) -> None:
@@ -739,7 +748,7 @@ def _batch_audit(fresh: list[_BatchTrade], *, source: str, booked_by) -> None:
     from apps.audit.models import AuditAction
     from apps.audit.services import audit_record
 
-    ids = sorted(c.trade.pk for c in fresh)
+    ids = sorted(c.trade_id for c in fresh)
     audit_record(
         action=AuditAction.TRADE_BOOKED,
         actor=booked_by,
@@ -753,7 +762,7 @@ def _batch_audit(fresh: list[_BatchTrade], *, source: str, booked_by) -> None:
             "trade_ids": id_runs(ids),
             "trades": [
                 {
-                    "id": c.trade.pk,
+                    "id": c.trade_id,
                     "portfolio": c.portfolio.code,
                     "symbol": c.instrument.symbol,
                     **{name: c.fields[name] for name in AUDITED_FIELDS},
