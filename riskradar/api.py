@@ -81,7 +81,8 @@ def decimal_field(*, decimal_places: int | None = 8, **kwargs) -> serializers.De
 def decimal_input(**kwargs) -> serializers.DecimalField:
     """Return a decimal input that accepts a JSON number or a string and refuses NaN and infinities.
 
-    Range and precision are left to the service, so its messages are the ones the client sees.
+    Range and precision are left to the service, so its messages are the ones the client sees; a trade's numbers
+    use apps.portfolios.api.serializers.trade_number_input, which runs the booking's own check as a validator.
     """
     return serializers.DecimalField(max_digits=None, decimal_places=None, **kwargs)
 

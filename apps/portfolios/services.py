@@ -69,6 +69,27 @@ def _decimal(value, field: str, message: str) -> Decimal:
     return number
 
 
+# A trade's numbers: the message for a value that is not a number or out of range, whether it must be above zero
+# (else zero or more), the limit it must stay below, and the message at or above that limit.
+TRADE_NUMBERS = {
+    "quantity": (ERR_QUANTITY, True, MAX_ABS_QUANTITY, ERR_QUANTITY_SIZE),
+    "price": (ERR_PRICE, True, MAX_PRICE, ERR_PRICE_SIZE),
+    "fees": (ERR_FEES, False, MAX_PRICE, ERR_PRICE_SIZE),
+}
+
+
+def trade_number(field: str, value) -> Decimal:
+    """Return a trade's quantity, price or fees (`field`) as a Decimal; raise ValidationError naming the field unless
+    it is a finite number in range with at most 8 decimal places."""
+    message, positive, limit, size_message = TRADE_NUMBERS[field]
+    number = _decimal(value, field, message)
+    if (positive and number <= 0) or (not positive and number < 0):
+        raise ValidationError({field: message})
+    if number >= limit:
+        raise ValidationError({field: size_message})
+    return number
+
+
 def check_trade(
     *,
     portfolio: Portfolio,
@@ -83,22 +104,11 @@ def check_trade(
     """Validate a proposed trade and return its normalised fields; raise ValidationError naming each bad field."""
     errors: dict[str, str] = {}
     cleaned: dict = {}
-    for field, value, message, positive, limit, size_message in (
-        ("quantity", quantity, ERR_QUANTITY, True, MAX_ABS_QUANTITY, ERR_QUANTITY_SIZE),
-        ("price", price, ERR_PRICE, True, MAX_PRICE, ERR_PRICE_SIZE),
-        ("fees", fees, ERR_FEES, False, MAX_PRICE, ERR_PRICE_SIZE),
-    ):
+    for field, value in (("quantity", quantity), ("price", price), ("fees", fees)):
         try:
-            number = _decimal(value, field, message)
+            cleaned[field] = trade_number(field, value)
         except ValidationError as exc:
             errors[field] = exc.message_dict[field][0]
-            continue
-        if (positive and number <= 0) or (not positive and number < 0):
-            errors[field] = message
-        elif number >= limit:
-            errors[field] = size_message
-        else:
-            cleaned[field] = number
     if side not in SIDES:
         errors["side"] = ERR_SIDE
     if not isinstance(traded_at, dt.datetime) or timezone.is_naive(traded_at):

@@ -17,6 +17,7 @@ from apps.portfolios.services import (
     ERR_INACTIVE_INSTRUMENT,
     ERR_INACTIVE_PORTFOLIO,
     ERR_PRICE,
+    ERR_PRICE_SIZE,
     ERR_QUANTITY,
     ERR_QUANTITY_SIZE,
     trade_book,
@@ -550,6 +551,16 @@ def test_bad_input_is_a_400_naming_the_field(analyst_client, desk, field, value,
         assert response.json()[field] == [message]
     assert not Trade.objects.filter(source=TradeSource.API).exists()
     assert reliance_position(desk).quantity == Decimal("10")
+
+
+def test_every_bad_field_is_named_in_one_answer(analyst_client, desk):
+    """The booking's range checks answer with the serializer's errors (an unknown symbol), not in a second round."""
+    response = post_trade(analyst_client, symbol="NOPE", quantity="0", price="-1", fees="1e15", side="HOLD")
+    assert response.status_code == 400
+    errors = response.json()
+    assert set(errors) == {"symbol", "quantity", "price", "fees", "side"}
+    assert (errors["quantity"], errors["price"], errors["fees"]) == ([ERR_QUANTITY], [ERR_PRICE], [ERR_PRICE_SIZE])
+    assert not Trade.objects.filter(source=TradeSource.API).exists()
 
 
 def test_a_trade_in_the_future_is_refused(analyst_client, desk):

@@ -14,7 +14,7 @@ from apps.alerts.pretrade import ERR_NO_OVERRIDE
 from apps.alerts.selectors import client_exposures
 from apps.audit.models import AuditAction, AuditEvent
 from apps.portfolios.models import Position, Trade, TradeSource
-from apps.portfolios.services import trade_book
+from apps.portfolios.services import ERR_PRICE_SIZE, ERR_QUANTITY, trade_book
 from apps.risk.services import risk_what_if
 from tests.factories import AlertRuleFactory
 from tests.risk.synthetic import desk_create
@@ -132,6 +132,17 @@ def test_a_bad_proposed_trade_is_refused_naming_the_field(desk, analyst, fields,
     response = client_for(analyst).post("/api/v1/trades/check", {**CHECK, **fields}, format="json")
     assert response.status_code == 400
     assert field in response.json(), response.json()
+
+
+def test_every_bad_field_is_named_in_one_answer(desk, analyst):
+    """An unknown symbol and an out-of-range quantity and price come back together, with the booking's messages."""
+    body = {**CHECK, "symbol": "NOPE", "side": "HOLD", "quantity": "-5", "price": "1e16"}
+    response = client_for(analyst).post("/api/v1/trades/check", body, format="json")
+    assert response.status_code == 400
+    errors = response.json()
+    assert set(errors) == {"symbol", "side", "quantity", "price"}
+    assert errors["quantity"] == [ERR_QUANTITY]
+    assert errors["price"] == [ERR_PRICE_SIZE]
 
 
 # ------------------------------------------------------------------------------ booking over hard limits

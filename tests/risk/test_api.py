@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import Role
 from apps.portfolios.models import Trade
+from apps.portfolios.services import ERR_PRICE, ERR_QUANTITY_SIZE
 from apps.risk import services
 from apps.risk.api.serializers import ERR_CONFIDENCE, ERR_HISTORY_BOTH, ERR_HORIZON, ERR_METRICS_UNKNOWN, METRICS
 from apps.risk.models import RiskConfig, RiskSnapshot, Severity, StressScenario, SymbolSignal
@@ -434,6 +435,17 @@ def test_bad_what_if_input_is_a_400_naming_the_field(desk, viewer, changes, fiel
     response = viewer.post("/api/v1/risk/what-if", {**WHAT_IF, **changes}, format="json")
     assert response.status_code == 400, response.content
     assert set(response.json()) == {field}
+
+
+def test_every_bad_what_if_field_is_named_in_one_answer(desk, viewer):
+    body = {**WHAT_IF, "symbol": "NOPE", "quantity": "1e15", "price": "0"}
+    response = viewer.post("/api/v1/risk/what-if", body, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "symbol": [services.ERR_SYMBOL.format(symbol="NOPE")],
+        "quantity": [ERR_QUANTITY_SIZE],
+        "price": [ERR_PRICE],
+    }
 
 
 # ------------------------------------------------------------------------------ explain

@@ -16,7 +16,7 @@ from apps.alerts.models import (
 )
 from apps.alerts.selectors import RulePrecision, rule_precision
 from apps.market.models import Instrument
-from apps.portfolios.api.serializers import UpperSlugRelatedField
+from apps.portfolios.api.serializers import UpperSlugRelatedField, trade_number_input
 from apps.portfolios.models import Portfolio, Side
 from riskradar.api import ApiModelSerializer, UtcDateTimeField, decimal_input, id_input
 
@@ -335,8 +335,8 @@ class TradeCheckRequestSerializer(serializers.Serializer):
     portfolio = portfolio_field(help_text="The portfolio's code.")
     symbol = symbol_field(help_text="The instrument's symbol.")
     side = serializers.ChoiceField(choices=Side.choices)
-    quantity = decimal_input(help_text="Greater than zero.")
-    price = decimal_input(required=False, allow_null=True, help_text="Default: the latest price.")
+    quantity = trade_number_input("quantity", help_text="Greater than zero.")
+    price = trade_number_input("price", required=False, allow_null=True, help_text="Default: the latest price.")
 
 
 class BreachSerializer(serializers.Serializer):

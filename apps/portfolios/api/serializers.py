@@ -1,6 +1,7 @@
 import datetime as dt
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -8,6 +9,7 @@ from rest_framework import serializers
 from apps.accounts.models import User
 from apps.market.models import Instrument
 from apps.portfolios.models import Portfolio, Position, Side, Trade
+from apps.portfolios.services import trade_number
 from riskradar.api import (
     ApiModelSerializer,
     NulFreeSlugRelatedField,
@@ -15,6 +17,22 @@ from riskradar.api import (
     decimal_field,
     decimal_input,
 )
+
+
+def trade_number_input(field: str, **kwargs) -> serializers.DecimalField:
+    """Return a decimal input for a trade's quantity, price or fees (`field`), checked by the booking's own rule.
+
+    Its range error then comes in the same answer as the other fields' errors (an unknown symbol, a bad side),
+    with the booking's message; the booking checks it again.
+    """
+
+    def in_range(value) -> None:
+        try:
+            trade_number(field, value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict[field]) from None
+
+    return decimal_input(validators=[in_range], **kwargs)
 
 
 class UpperSlugRelatedField(NulFreeSlugRelatedField):
@@ -160,15 +178,17 @@ class TradeBookSerializer(serializers.Serializer):
         error_messages={"does_not_exist": "No instrument has the symbol {value}."},
     )
     side = serializers.ChoiceField(choices=Side.choices)
-    quantity = decimal_input(help_text="Greater than zero, at most 8 decimal places.")
-    price = decimal_input(help_text="Per unit in the instrument's currency; greater than zero.")
+    quantity = trade_number_input("quantity", help_text="Greater than zero, at most 8 decimal places.")
+    price = trade_number_input("price", help_text="Per unit in the instrument's currency; greater than zero.")
     traded_at = UtcDateTimeField(help_text="ISO 8601 with an offset, e.g. 2024-05-02T09:15:00+05:30.")
     external_id = serializers.CharField(
         max_length=100,
         trim_whitespace=False,
         help_text="Your id for the trade; sending the same trade again with it books nothing new.",
     )
-    fees = decimal_input(required=False, default=Decimal("0"), help_text="Zero or more, in the instrument's currency.")
+    fees = trade_number_input(
+        "fees", required=False, default=Decimal("0"), help_text="Zero or more, in the instrument's currency."
+    )
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     override_hard_limits = serializers.BooleanField(
         required=False,

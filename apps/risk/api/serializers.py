@@ -10,10 +10,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.market.models import Instrument
+from apps.portfolios.api.serializers import trade_number_input
 from apps.portfolios.models import Portfolio, Side
 from apps.risk.models import RiskConfig, RiskSnapshot, Severity, SnapshotKind, StressScenario, SymbolSignal
-from apps.risk.services import CONFIG_FIELDS, SCENARIO_FIELDS
-from riskradar.api import ApiModelSerializer, UtcDateTimeField, decimal_field, decimal_input, id_input
+from apps.risk.services import CONFIG_FIELDS, ERR_SYMBOL, SCENARIO_FIELDS
+from riskradar.api import ApiModelSerializer, UtcDateTimeField, decimal_field, id_input
 
 METHODS = ("historical", "parametric", "cornish_fisher", "monte_carlo")
 # Metric name -> where it comes from; "cvar" and "es" are the same figure under its two common names.
@@ -503,11 +504,17 @@ class WhatIfRequestSerializer(serializers.Serializer):
     portfolio_id = PortfolioRefField()
     symbol = serializers.CharField(max_length=40, help_text="The instrument's symbol.")
     side = serializers.ChoiceField(choices=Side.choices)
-    quantity = decimal_input(help_text="Greater than zero.")
-    price = decimal_input(required=False, allow_null=True, default=None, help_text="Default: the latest price.")
+    quantity = trade_number_input("quantity", help_text="Greater than zero.")
+    price = trade_number_input(
+        "price", required=False, allow_null=True, default=None, help_text="Default: the latest price."
+    )
 
     def validate_symbol(self, value: str) -> str:
-        return value.strip().upper()
+        """Name an unknown symbol here, so its error comes with the other fields' (the service checks it too)."""
+        symbol = value.strip().upper()
+        if not Instrument.objects.filter(symbol=symbol).exists():
+            raise serializers.ValidationError(ERR_SYMBOL.format(symbol=symbol))
+        return symbol
 
 
 class WhatIfTradeSerializer(serializers.Serializer):
