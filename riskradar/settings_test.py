@@ -37,7 +37,7 @@ if not os.environ.get("REDIS_URL"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 elif worker := os.environ.get("PYTEST_XDIST_WORKER"):
     # Workers of one run share the Redis server, and each has a database of its own whose ids (users, portfolios)
-    # repeat the others': its groups and cached keys get a prefix of their own, so none reaches another worker.
+    # repeat the others': its groups get a prefix of their own, so none reaches another worker.
     CHANNEL_LAYERS = {
         "default": {
             **CHANNEL_LAYERS["default"],

@@ -951,7 +951,7 @@ async def test_each_socket_answers_each_role_as_the_table_says(key, who, private
         connected, _ = await communicator.connect()
         assert connected
         await communicator.send_json_to({"action": "subscribe", "portfolios": ["PM-DESK"]})
-        first = await communicator.receive_output(timeout=5)
+        first = await communicator.receive_output()
         if first["type"] == "websocket.close":
             got = first.get("code")
         else:

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps.accounts.models import Role
-from apps.stream.consumers import MAX_MESSAGE_BYTES, RiskStreamConsumer
+from apps.stream.consumers import MAX_MESSAGE_BYTES
 from tests.factories import UserFactory
-from tests.stream.communicator import Communicator
+from tests.stream.conftest import open_socket
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=80),
@@ -46,29 +46,26 @@ def test_any_frame_gets_an_answer_and_leaves_the_socket_usable(frames):
     user = UserFactory(role=Role.VIEWER)
 
     async def scenario():
-        socket = Communicator(RiskStreamConsumer.as_asgi(), "/ws/risk-stream")
-        socket.scope["user"] = user
-        connected, _ = await socket.connect()
-        assert connected
+        socket = await open_socket(user)
         try:
             await socket.send_to(text_data=PROBE)
-            subscription = (await socket.receive_json_from(timeout=5))["data"]
+            subscription = (await socket.receive_json_from())["data"]
             for frame in frames:
                 # Raw ASGI messages: the communicator's helper refuses empty frames, a client may not.
                 key = "bytes" if isinstance(frame, bytes) else "text"
                 await socket.send_input({"type": "websocket.receive", key: frame})
-                reply = await socket.receive_json_from(timeout=5)
+                reply = await socket.receive_json_from()
                 assert reply["type"] in ("error", "subscribed"), reply
                 if reply["type"] == "error":
                     assert isinstance(reply["data"]["message"], str) and reply["data"]["message"]
                     assert len(reply["data"]["message"]) < 300  # never the whole payload echoed back
                     await socket.send_to(text_data=PROBE)
-                    assert (await socket.receive_json_from(timeout=5))["data"] == subscription
+                    assert (await socket.receive_json_from())["data"] == subscription
                 else:
                     subscription = reply["data"]
             assert await socket.receive_nothing(timeout=0.05)
             await socket.send_to(text_data=json.dumps({"action": "subscribe", "portfolios": ["ALPHA"]}))
-            assert (await socket.receive_json_from(timeout=5))["data"] == {"portfolios": ["ALPHA"], "symbols": None}
+            assert (await socket.receive_json_from())["data"] == {"portfolios": ["ALPHA"], "symbols": None}
         finally:
             await socket.disconnect()
 

@@ -74,7 +74,7 @@ async def test_an_api_client_without_an_origin_header_signs_in_with_its_token():
     connected, _ = await communicator.connect()
     assert connected
     await communicator.send_json_to({"action": "subscribe", "portfolios": ["ALPHA"]})
-    reply = await communicator.receive_json_from(timeout=5)
+    reply = await communicator.receive_json_from()
     assert reply["type"] == "subscribed"
     await communicator.disconnect()
 
@@ -496,5 +496,5 @@ async def test_a_session_that_owes_its_two_factor_code_is_closed_and_a_verified_
     verified.scope.update(user=admin, session={DEVICE_ID_SESSION_KEY: admin.totp_device.persistent_id})
     assert (await verified.connect())[0]
     await verified.send_json_to({"action": "subscribe"})
-    assert (await verified.receive_json_from(timeout=5))["type"] == "subscribed"
+    assert (await verified.receive_json_from())["type"] == "subscribed"
     await verified.disconnect()
